@@ -1,0 +1,47 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Lathe",
+    products: [
+        // MARK: - Public API
+        /// `liblathe.so`: the C ABI declared in `include/lathe.h`.
+        .library(name: "lathe", type: .dynamic, targets: ["LatheC"]),
+        /// The Swift API.
+        .library(name: "Lathe", targets: ["Lathe"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0", traits: []),
+    ],
+    targets: [
+        // MARK: - Public API
+        /// The one public C header, `include/lathe.h`, as a header-only target so Swift can check the ABI.
+        .target(name: "CLathe", path: "include", publicHeadersPath: "."),
+        .target(name: "Lathe", dependencies: ["LatheCore", "LatheOps", "LatheONNX"]),
+        .target(
+            name: "LatheC",
+            dependencies: ["Lathe", "CLathe", "CLatheShims"],
+            linkerSettings: [.unsafeFlags([
+                "-Xlinker", "--version-script=\(Context.packageDirectory)/lathe.map",
+                "-Xlinker", "-soname=liblathe.so",
+            ])]
+        ),
+
+        // MARK: - Implementation details
+        .target(
+            name: "CLatheShims",
+            linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("ffi"), .linkedLibrary("dl")]
+        ),
+        .target(name: "LatheCore", dependencies: ["CLatheShims"]),
+        .target(name: "LatheOps", dependencies: ["LatheCore", "CLatheShims"]),
+        .target(
+            name: "LatheONNX",
+            dependencies: ["LatheCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+
+        // MARK: - Tests
+        .testTarget(name: "LatheCoreTests", dependencies: ["LatheCore"]),
+        .testTarget(name: "LatheOpsTests", dependencies: ["LatheOps", "LatheCore"]),
+        .testTarget(name: "LatheTests", dependencies: ["Lathe"]),
+    ]
+)

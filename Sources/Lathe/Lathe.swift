@@ -1,0 +1,25 @@
+@_exported import LatheCore
+import LatheONNX
+import LatheOps
+
+/// Lathe's version, semantic versioning.
+public let latheVersion = "0.1.0"
+
+extension Model {
+    /// Loads an ONNX model file, resolving its ops against `registry` (built-ins included).
+    /// - Throws: `.io`, `.parseError`, `.unsupportedOp` or an attribute error naming the node.
+    public convenience init(contentsOf path: String, registry: OpRegistry = .shared) throws {
+        try self.init(onnx: ONNXImporter.readFile(path), registry: registry)
+    }
+
+    /// Loads an ONNX model from its serialized bytes.
+    public convenience init(onnx bytes: [UInt8], registry: OpRegistry = .shared) throws {
+        if registry === OpRegistry.shared { BuiltinOps.ensureRegistered() }
+        try self.init(graph: ONNXImporter.graph(from: bytes), registry: registry)
+    }
+}
+
+/// Registers the built-in ops into `registry` (already done for `OpRegistry.shared` on first load).
+public func registerBuiltinOps(into registry: OpRegistry) throws {
+    try BuiltinOps.register(into: registry)
+}

@@ -1,0 +1,117 @@
+/// A graph whose nodes are sorted and bound to kernels from the op table. Immutable and shareable
+/// across threads; run it through a `Session`.
+public final class Model: Sendable {
+    /// A node bound to its kernel, with inputs and outputs as value ids (nil for omitted slots).
+    struct Step: Sendable {
+        let node: Node
+        let kernel: any Kernel
+        let inputs: [Int?]
+        let outputs: [Int?]
+    }
+
+    /// The graph this model was built from.
+    public let graph: Graph
+    /// Value names by id.
+    let valueNames: [String]
+    /// Value ids by name.
+    let valueIDs: [String: Int]
+    /// Nodes in execution order.
+    let steps: [Step]
+    let inputIDs: [Int]
+    let outputIDs: [Int]
+
+    /// Sorts the graph, checks every value is defined, and builds each node's kernel from `registry`.
+    /// - Throws: `.unsupportedOp` for an op the table does not serve at the model's opset;
+    ///   `.parseError` for dangling values or cycles; attribute errors from the kernels.
+    public init(graph: Graph, registry: OpRegistry = .shared) throws {
+        self.graph = graph
+        var names: [String] = []
+        var ids: [String: Int] = [:]
+        func id(_ name: String) -> Int {
+            if let i = ids[name] { return i }
+            ids[name] = names.count
+            names.append(name)
+            return names.count - 1
+        }
+        var defined = Set<String>()
+        for input in graph.inputs {
+            guard defined.insert(input.name).inserted else {
+                throw LatheError(.parseError, "graph input '\(input.name)' is declared twice")
+            }
+            _ = id(input.name)
+        }
+        for name in graph.initializers.keys.sorted() { defined.insert(name); _ = id(name) }
+
+        // Kahn's algorithm over value availability, keeping the file's order among ready nodes.
+        var producers: [String: Int] = [:]
+        for (n, node) in graph.nodes.enumerated() {
+            for out in node.outputs where !out.isEmpty {
+                if defined.contains(out) || producers[out] != nil {
+                    throw LatheError(.parseError, "value '\(out)' is produced twice (at node '\(node.name)')")
+                }
+                producers[out] = n
+            }
+        }
+        var waiting = [Int](repeating: 0, count: graph.nodes.count)
+        var consumers: [String: [Int]] = [:]
+        for (n, node) in graph.nodes.enumerated() {
+            for input in Set(node.inputs) where !input.isEmpty && !defined.contains(input) {
+                guard producers[input] != nil else {
+                    throw LatheError(.parseError, "node '\(node.name)' (\(node.opType)) uses undefined value '\(input)'")
+                }
+                waiting[n] += 1
+                consumers[input, default: []].append(n)
+            }
+        }
+        var ready = (0..<graph.nodes.count).filter { waiting[$0] == 0 }
+        var order: [Int] = []
+        while !ready.isEmpty {
+            let n = ready.removeFirst()
+            order.append(n)
+            for out in graph.nodes[n].outputs where !out.isEmpty {
+                for c in consumers[out] ?? [] {
+                    waiting[c] -= 1
+                    if waiting[c] == 0 { ready.append(c) }
+                }
+            }
+        }
+        guard order.count == graph.nodes.count else {
+            let stuck = graph.nodes.indices.first { waiting[$0] > 0 }.map { graph.nodes[$0].name } ?? "?"
+            throw LatheError(.parseError, "graph has a cycle (at node '\(stuck)')")
+        }
+
+        var steps: [Step] = []
+        for n in order {
+            let node = graph.nodes[n]
+            let opset = graph.opsets[node.domain] ?? (node.domain.isEmpty ? 1 : 1)
+            guard let entry = registry.lookup(domain: node.domain, opType: node.opType, opset: opset) else {
+                throw LatheError(.unsupportedOp,
+                                 "unsupported op '\(node.opType)' (domain '\(node.domain)', opset \(opset)) at node '\(node.name)'")
+            }
+            let context = NodeContext(name: node.name, opType: node.opType, domain: node.domain, opset: opset,
+                                      attributes: node.attributes,
+                                      inputPresent: node.inputs.map { !$0.isEmpty },
+                                      outputPresent: node.outputs.map { !$0.isEmpty })
+            let kernel = try entry.makeKernel(context)
+            steps.append(Step(node: node, kernel: kernel,
+                              inputs: node.inputs.map { $0.isEmpty ? nil : id($0) },
+                              outputs: node.outputs.map { $0.isEmpty ? nil : id($0) }))
+        }
+        for output in graph.outputs {
+            guard defined.contains(output.name) || producers[output.name] != nil else {
+                throw LatheError(.parseError, "graph output '\(output.name)' is never produced")
+            }
+            _ = id(output.name)
+        }
+        self.valueNames = names
+        self.valueIDs = ids
+        self.steps = steps
+        self.inputIDs = graph.inputs.map { ids[$0.name]! }
+        self.outputIDs = graph.outputs.map { ids[$0.name]! }
+    }
+
+    /// Declared inputs, in order.
+    public var inputs: [ValueInfo] { graph.inputs }
+    /// Declared outputs, in order.
+    public var outputs: [ValueInfo] { graph.outputs }
+}

@@ -1,0 +1,141 @@
+import Synchronization
+
+/// What an op factory learns about the node it builds a kernel for.
+public struct NodeContext: Sendable {
+    /// The node's name (for messages).
+    public let name: String
+    public let opType: String
+    public let domain: String
+    /// The opset version the model imports for this node's domain.
+    public let opset: Int
+    public let attributes: Attributes
+    /// Which input slots are wired (ONNX marks an omitted optional input with an empty name).
+    public let inputPresent: [Bool]
+    /// Which output slots are wired.
+    public let outputPresent: [Bool]
+
+    public init(name: String, opType: String, domain: String, opset: Int, attributes: Attributes,
+                inputPresent: [Bool], outputPresent: [Bool]) {
+        self.name = name
+        self.opType = opType
+        self.domain = domain
+        self.opset = opset
+        self.attributes = attributes
+        self.inputPresent = inputPresent
+        self.outputPresent = outputPresent
+    }
+
+    /// "Conv node 'conv1'", for error messages.
+    public var label: String { "\(opType) node '\(name)'" }
+
+    /// Throws unless the number of input slots is within `range`.
+    public func expectInputs(_ range: ClosedRange<Int>) throws {
+        guard range.contains(inputPresent.count) else {
+            throw LatheError.invalid("\(label) takes \(range.lowerBound == range.upperBound ? "\(range.lowerBound)" : "\(range.lowerBound)...\(range.upperBound)") inputs, got \(inputPresent.count)")
+        }
+    }
+}
+
+/// A node's executable form: built once per node at model load, immutable, safe to share across threads.
+///
+/// The planner calls `infer` with concrete input types once per input-shape signature, then `compute`
+/// on every run with outputs already allocated to the inferred types.
+public protocol Kernel: AnyObject, Sendable {
+    /// Output types from input types. `inputs[i]` is nil for an omitted optional input;
+    /// `constants[i]` holds input i's value when it is known at plan time (weights, folded shapes).
+    /// Returns one entry per output slot (nil for omitted outputs).
+    func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?]
+
+    /// Computes outputs from inputs. Absent optional inputs/outputs are nil. Outputs are preallocated.
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws
+
+    /// Outputs computable from input *types* alone (e.g. `Shape`), for constant folding; nil otherwise.
+    func fold(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [Tensor]?
+}
+
+extension Kernel {
+    public func fold(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [Tensor]? { nil }
+}
+
+/// One entry of the op table: who implements `(domain, opType)` for which opset versions.
+public struct OpEntry: Sendable {
+    public let domain: String
+    public let opType: String
+    /// First opset version this entry serves.
+    public let sinceVersion: Int
+    /// Last opset version this entry serves (inclusive).
+    public let untilVersion: Int
+    /// Where the entry came from (`"builtin"`, a plugin path, `"python"`, ...).
+    public let origin: String
+    /// Builds a node's kernel, validating its attributes.
+    public let makeKernel: @Sendable (NodeContext) throws -> any Kernel
+
+    public init(domain: String = "", opType: String, since: Int = 1, until: Int = Int(Int32.max),
+                origin: String = "builtin", makeKernel: @escaping @Sendable (NodeContext) throws -> any Kernel) {
+        self.domain = OpRegistry.normalize(domain: domain)
+        self.opType = opType
+        self.sinceVersion = since
+        self.untilVersion = until
+        self.origin = origin
+        self.makeKernel = makeKernel
+    }
+}
+
+/// The plugin table: every op, built-in or custom, is found here by `(domain, opType, opset)`.
+/// Thread-safe. A loaded model keeps the kernels it built, so unregistering an op never affects it.
+public final class OpRegistry: Sendable {
+    private struct Key: Hashable { let domain: String, opType: String }
+    private let table = Mutex<[Key: [OpEntry]]>([:])
+
+    public init() {}
+
+    /// The process-wide table that models load against by default.
+    public static let shared = OpRegistry()
+
+    /// `"ai.onnx"` and `""` both name the ONNX default domain.
+    public static func normalize(domain: String) -> String { domain == "ai.onnx" ? "" : domain }
+
+    /// Adds an entry; refuses one whose opset range overlaps an existing entry for the same op.
+    public func register(_ entry: OpEntry) throws {
+        guard !entry.opType.isEmpty, entry.sinceVersion <= entry.untilVersion else {
+            throw LatheError.invalid("op entry needs a name and since <= until")
+        }
+        let key = Key(domain: entry.domain, opType: entry.opType)
+        try table.withLock { table in
+            if let clash = table[key, default: []].first(where: {
+                $0.sinceVersion <= entry.untilVersion && entry.sinceVersion <= $0.untilVersion
+            }) {
+                throw LatheError.invalid(
+                    "op '\(entry.opType)' (domain '\(entry.domain)') is already registered for opsets \(clash.sinceVersion)...\(clash.untilVersion) by \(clash.origin)")
+            }
+            table[key, default: []].append(entry)
+        }
+    }
+
+    /// Removes every entry for `(domain, opType)`; returns how many were removed.
+    @discardableResult
+    public func unregister(domain: String, opType: String) -> Int {
+        let key = Key(domain: Self.normalize(domain: domain), opType: opType)
+        return table.withLock { $0.removeValue(forKey: key)?.count ?? 0 }
+    }
+
+    /// The entry serving `opset`, if any.
+    public func lookup(domain: String, opType: String, opset: Int) -> OpEntry? {
+        let key = Key(domain: Self.normalize(domain: domain), opType: opType)
+        return table.withLock { table in
+            table[key]?.first { $0.sinceVersion <= opset && opset <= $0.untilVersion }
+        }
+    }
+
+    /// Whether any entry exists for `(domain, opType)`, whatever the opset.
+    public func contains(domain: String, opType: String) -> Bool {
+        table.withLock { $0[Key(domain: Self.normalize(domain: domain), opType: opType)] != nil }
+    }
+
+    /// All entries, sorted by domain, op type and version.
+    public var entries: [OpEntry] {
+        table.withLock { Array($0.values.joined()) }.sorted {
+            ($0.domain, $0.opType, $0.sinceVersion) < ($1.domain, $1.opType, $1.sinceVersion)
+        }
+    }
+}

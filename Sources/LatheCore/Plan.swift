@@ -1,0 +1,73 @@
+/// A model specialised to concrete input types: every value's type is known, constant sub-graphs
+/// (weights, shape arithmetic) are evaluated once, and the remaining steps are what `run` executes.
+struct Plan {
+    /// Input types this plan was built for, in `Model.inputIDs` order.
+    let inputTypes: [TensorType]
+    /// Type of every value id (nil for values never computed).
+    let types: [TensorType?]
+    /// Values known at plan time (initializers and folded results).
+    let constants: [Int: Tensor]
+    /// Steps that must run each time (some inputs not constant).
+    let steps: [Model.Step]
+
+    /// Infers types through the graph and folds every step whose inputs are all constant.
+    init(model: Model, inputTypes: [TensorType]) throws {
+        var types = [TensorType?](repeating: nil, count: model.valueNames.count)
+        var constants: [Int: Tensor] = [:]
+        for (name, tensor) in model.graph.initializers {
+            let id = model.valueIDs[name]!
+            constants[id] = tensor
+            types[id] = tensor.type
+        }
+        for (id, type) in zip(model.inputIDs, inputTypes) { types[id] = type }
+
+        var remaining: [Model.Step] = []
+        for step in model.steps {
+            let inTypes = step.inputs.map { $0.flatMap { types[$0] } }
+            let inConsts = step.inputs.map { $0.flatMap { constants[$0] } }
+            let outTypes: [TensorType?]
+            do {
+                outTypes = try step.kernel.infer(inTypes, constants: inConsts)
+            } catch let error as LatheError {
+                throw LatheError(error.status, Plan.located(error.message, step))
+            }
+            guard outTypes.count == step.outputs.count else {
+                throw LatheError(.internal, Plan.located("kernel inferred \(outTypes.count) outputs for \(step.outputs.count) slots", step))
+            }
+            for (slot, id) in step.outputs.enumerated() {
+                guard let id else { continue }
+                guard let t = outTypes[slot] else {
+                    throw LatheError(.internal, Plan.located("no type inferred for output '\(model.valueNames[id])'", step))
+                }
+                types[id] = t
+            }
+            let allConstant = step.inputs.allSatisfy { $0 == nil || constants[$0!] != nil }
+            do {
+                if let folded = try step.kernel.fold(inTypes, constants: inConsts) {
+                    for (slot, id) in step.outputs.enumerated() where id != nil && slot < folded.count {
+                        constants[id!] = folded[slot]
+                    }
+                    continue
+                }
+                if allConstant && !step.outputs.isEmpty {
+                    let outs = try step.outputs.map { id in try id.map { try Tensor(types[$0]!.dtype, shape: types[$0]!.shape) } }
+                    try step.kernel.compute(inConsts, outs)
+                    for (id, t) in zip(step.outputs, outs) where id != nil { constants[id!] = t }
+                    continue
+                }
+            } catch let error as LatheError {
+                throw LatheError(error.status, Plan.located(error.message, step))
+            }
+            remaining.append(step)
+        }
+        self.inputTypes = inputTypes
+        self.types = types
+        self.constants = constants
+        self.steps = remaining
+    }
+
+    /// Prefixes a kernel's message with the node it came from, unless it already names it.
+    static func located(_ message: String, _ step: Model.Step) -> String {
+        message.contains("'\(step.node.name)'") ? message : "\(step.node.opType) node '\(step.node.name)': \(message)"
+    }
+}

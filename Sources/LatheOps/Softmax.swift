@@ -1,0 +1,6 @@
+import LatheCore
+
+/// Softmax, LogSoftmax.
+enum SoftmaxOps {
+    static func register(into registry: OpRegistry) throws {}
+}
