@@ -30,16 +30,24 @@ public final class Session {
     /// Sets an input. The tensor is used as is (no copy); do not modify it until the run finishes.
     /// - Throws: `.dtypeMismatch` or `.shapeMismatch` when it does not fit the declared input.
     public func setInput(_ name: String, _ tensor: Tensor) throws {
+        inputs[try checkInput(name, tensor.type)] = tensor
+    }
+
+    /// Checks that a tensor of `type` may be fed as input `name`, without setting anything.
+    /// - Returns: the input's index.
+    /// - Throws: `.invalidArgument` for an unknown name, `.dtypeMismatch` or `.shapeMismatch`.
+    @discardableResult
+    public func checkInput(_ name: String, _ type: TensorType) throws -> Int {
         let index = try inputIndex(name)
         let info = model.graph.inputs[index]
-        guard tensor.dtype == info.dtype else {
-            throw LatheError.dtype("input '\(name)' expects \(info.dtype), got \(tensor.dtype)")
+        guard type.dtype == info.dtype else {
+            throw LatheError.dtype("input '\(name)' expects \(info.dtype), got \(type.dtype)")
         }
-        guard info.accepts(tensor.shape) else {
+        guard info.accepts(type.shape) else {
             let declared = info.dims.map { "[" + $0.map(\.description).joined(separator: ", ") + "]" } ?? "?"
-            throw LatheError.shape("input '\(name)' expects shape \(declared), got \(tensor.shape)")
+            throw LatheError.shape("input '\(name)' expects shape \(declared), got \(type.shape)")
         }
-        inputs[index] = tensor
+        return index
     }
 
     /// Runs the model on the inputs set so far.
