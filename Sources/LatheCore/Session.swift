@@ -94,6 +94,22 @@ public final class Session {
         plan = newPlan
     }
 
+    /// Plans for the given input shapes now (resolving symbolic dimensions such as the batch size)
+    /// instead of at the next `run`. Inputs not named keep the shape of the tensor already set.
+    /// - Throws: shape or dtype errors naming the node that cannot take these shapes.
+    public func reshape(_ shapes: [String: [Int]]) throws {
+        var types: [TensorType] = []
+        for (i, info) in model.graph.inputs.enumerated() {
+            guard let shape = shapes[info.name] ?? inputs[i]?.shape else {
+                throw LatheError.invalid("reshape: no shape given for input '\(info.name)'")
+            }
+            try checkInput(info.name, TensorType(info.dtype, shape))
+            types.append(TensorType(info.dtype, shape))
+        }
+        for name in shapes.keys { _ = try inputIndex(name) }
+        if plan?.inputTypes != types { try replan(types) }
+    }
+
     /// Index of a declared output, or an error listing the valid names.
     public func outputIndex(_ name: String) throws -> Int {
         guard let i = model.graph.outputs.firstIndex(where: { $0.name == name }) else {
