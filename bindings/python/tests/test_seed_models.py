@@ -7,6 +7,7 @@ max abs error <= 1e-4 * max(1, max|reference|). Models that use ops outside the 
 claims (exporters emit Cast, Slice, Expand, ...) are expected to fail until those ops exist.
 """
 import pathlib
+import sys
 
 import numpy as np
 import onnx
@@ -105,18 +106,24 @@ def test_model_accepts_path():
 
 
 def test_defect_cnn_classifies_frames():
-    """The README demo's model: four class probabilities per frame, matching onnxruntime."""
+    """The README demo's model: image -> probs over ok/scratch/dent/stain, right on synthetic frames."""
+    sys.path.insert(0, str(MODELS.parent / "scripts"))
+    from make_seed_models import DEFECT_CLASSES, defect_frames
+
     path = MODELS / "defect_cnn.onnx"
     model = lathe.Model(str(path))
-    proto = onnx.load(str(path))
-    check_metadata(model, proto)
+    check_metadata(model, onnx.load(str(path)))
+    assert [i.name for i in model.inputs] == ["image"] and [o.name for o in model.outputs] == ["probs"]
     assert list(model.outputs[0].shape) == ["N", 4]
-    frames = np.random.default_rng(5).random((8, 1, 28, 28), dtype=np.float32)
+    rng = np.random.default_rng(5)
+    frames = np.concatenate([defect_frames(kind, 16, rng) for kind in DEFECT_CLASSES])
+    labels = np.repeat(np.arange(len(DEFECT_CLASSES)), 16)
     got = model.predict(frames)
     session = onnxruntime.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
-    (live,) = session.run(None, {"input": frames})
+    (live,) = session.run(None, {"image": frames})
     assert_close(got, live, "defect_cnn vs onnxruntime")
     np.testing.assert_allclose(np.sum(got, axis=1), 1.0, rtol=1e-5)
+    assert np.mean(np.argmax(got, axis=1) == labels) >= 0.95
 
 
 def test_wrong_input_shape_raises():
