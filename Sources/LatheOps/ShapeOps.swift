@@ -9,7 +9,7 @@ enum ShapeOps {
         try registry.add("Squeeze") { try SqueezeKernel($0) }
         try registry.add("Unsqueeze") { try UnsqueezeKernel($0) }
         try registry.add("Identity") { c in try c.expectInputs(1...1); return IdentityKernel() }
-        try registry.add("Dropout", since: 7) { try DropoutKernel($0) }
+        try registry.add("Dropout", since: 10) { try DropoutKernel($0) }
         try registry.add("Transpose") { try TransposeKernel($0) }
         try registry.add("Concat") { try ConcatKernel($0) }
         try registry.add("Gather") { try GatherKernel($0) }
@@ -129,7 +129,8 @@ final class ReshapeKernel: Kernel {
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws { copyElements(inputs[0]!, to: outputs[0]!) }
 }
 
-/// Squeeze: removes the given size-1 axes, or every size-1 axis when none are given.
+/// Squeeze: removes the given size-1 axes, or every size-1 axis when none are given (an empty list counts
+/// as none, as in ONNX Runtime).
 /// Axes are an attribute before opset 13 and an optional plan-time int64 input from opset 13.
 final class SqueezeKernel: Kernel {
     let attributeAxes: [Int]?
@@ -151,7 +152,7 @@ final class SqueezeKernel: Kernel {
         let x = try requirePresent(inputs[0], "data")
         var axes = attributeAxes
         if inputs.count > 1, let t = inputs[1] { axes = try planTimeInts(t, constants[1], "axes") }
-        guard let axes else { return [TensorType(x.dtype, x.shape.filter { $0 != 1 })] }
+        guard let axes, !axes.isEmpty else { return [TensorType(x.dtype, x.shape.filter { $0 != 1 })] }
         let removed = Set(try normalizedAxes(axes, rank: x.shape.count, what: "axes"))
         for a in removed where x.shape[a] != 1 {
             throw LatheError.shape("cannot squeeze axis \(a) of size \(x.shape[a]) in shape \(x.shape)")
@@ -204,7 +205,7 @@ final class IdentityKernel: Kernel {
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws { copyElements(inputs[0]!, to: outputs[0]!) }
 }
 
-/// Dropout at inference (opset ≥ 7): `Y = X`, optional mask all true. From opset 12 the optional `ratio` and
+/// Dropout at inference (opset ≥ 10): `Y = X`, optional mask all true. From opset 12 the optional `ratio` and
 /// `training_mode` inputs are accepted; training mode itself is not supported.
 final class DropoutKernel: Kernel {
     let label: String
