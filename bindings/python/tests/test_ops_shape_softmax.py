@@ -80,14 +80,14 @@ def test_flatten(dtype, opset):
 
 RESHAPES = [((2, 3, 4), [4, -1], 0), ((2, 3, 4), [0, -1], 0), ((2, 3, 4), [0, 0, -1], 0), ((2, 3, 4), [-1], 0),
             ((2, 3, 4), [3, 2, 2, 2], 0), ((1, 1), [], 0), ((0, 3), [3, 0], 1), ((0, 3), [-1, 3], 0),
-            ((2, 3, 4), [0, 12], 1)]
+            ((2, 3, 4), [0, 12], 0)]
 
 
-@pytest.mark.parametrize("case,opset,dtype", list(itertools.product(RESHAPES, [13, 14, 21], [np.float32, np.int64, np.bool_])))
+@pytest.mark.parametrize("case,opset,dtype", [(c, o, d) for c, o, d in itertools.product(RESHAPES, [13, 14, 21],
+                                                                                          [np.float32, np.int64, np.bool_])
+                                                if not (c[2] and o < 14)])  # allowzero exists from opset 14
 def test_reshape(case, opset, dtype):
     shape, target, allowzero = case
-    if allowzero and (opset < 14 or 0 in target and 0 not in shape):
-        pytest.skip("allowzero needs opset 14; a literal 0 needs an empty input")
     x = random_array(np.random.default_rng(0), shape, dtype)
     attrs = {"allowzero": allowzero} if opset >= 14 else {}
     check_single(helper.make_node("Reshape", ["x", "s"], ["y"], **attrs), x, opset,
@@ -180,7 +180,7 @@ def test_gather_dtypes(dtype):
 def test_gather_out_of_range_index():
     data = np.ones((3, 2), np.float32)
     model = lathe.Model(make_model([helper.make_node("Gather", ["x", "i"], ["y"])],
-                                   {"x": data, "i": np.array([0], np.int64)}, {"y": np.float32}, 13))
+                                   {"x": data, "i": np.array([0, 0], np.int64)}, {"y": np.float32}, 13))
     with pytest.raises(lathe.LatheError, match="out of range"):
         model.predict({"x": data, "i": np.array([0, 3], np.int64)})
 
@@ -243,7 +243,13 @@ def test_dropout(opset, with_inputs):
     got, ref = run_both(helper.make_node("Dropout", names, ["y", "mask"]), {"x": x},
                         {"y": np.float32, "mask": np.bool_}, opset, inits)
     assert_same(got["y"], ref["y"])
-    assert_same(got["mask"], ref["mask"])
+    # In inference every element is kept, so the mask is all true. onnxruntime agrees from opset 12; for the
+    # legacy Dropout-10/11 it writes an all-false mask, which contradicts the mask's meaning, so only the
+    # shape and dtype are compared with it there.
+    assert_same(got["mask"], np.ones(x.shape, np.bool_))
+    assert ref["mask"].shape == x.shape and ref["mask"].dtype == np.bool_
+    if opset >= 12:
+        assert_same(got["mask"], ref["mask"])
 
 
 def test_dropout_training_mode_is_unsupported():
