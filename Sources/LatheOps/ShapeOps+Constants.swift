@@ -5,7 +5,9 @@ import LatheCore
 /// Shape: the input's dims as int64, sliced by `start`/`end` from opset 15. Folded from types at plan time,
 /// which is what turns exported `Shape → Gather → Concat → Reshape` chains into constants.
 final class ShapeKernel: Kernel {
+    /// First reported axis (opset ≥ 15), possibly negative.
     let start: Int
+    /// One past the last reported axis (opset ≥ 15); nil means the rank.
     let end: Int?
 
     init(_ c: NodeContext) throws {
@@ -44,6 +46,7 @@ final class ShapeKernel: Kernel {
 
 /// Constant: exactly one of `value`, `value_float(s)`, `value_int(s)`; string and sparse values are unsupported.
 final class ConstantKernel: Kernel {
+    /// The tensor the node produces.
     let value: Tensor
 
     init(_ c: NodeContext) throws {
@@ -83,6 +86,7 @@ final class ConstantKernel: Kernel {
 /// ConstantOfShape: a tensor of a plan-time int64 shape filled with the one-element `value`
 /// (default float32 0); the dtype is the value's.
 final class ConstantOfShapeKernel: Kernel {
+    /// The one-element fill value; its dtype is the output's.
     let value: Tensor
 
     init(_ c: NodeContext) throws {

@@ -5,12 +5,13 @@ import LatheCore
 
 /// Transpose: output dim `i` is input dim `perm[i]`; `perm` defaults to reversing the dims.
 final class TransposeKernel: Kernel {
+    /// The `perm` attribute; nil reverses the dims.
     let perm: [Int]?
 
     init(_ c: NodeContext) throws {
         try c.expectInputs(1...1)
         perm = try c.attributes.ints("perm")
-        if let perm, Set(perm) != Set(0..<perm.count) || perm.count != Set(perm).count {
+        if let perm, perm.sorted() != Array(0..<perm.count) {
             throw LatheError.invalid("\(c.label): perm \(perm) is not a permutation of 0..<\(perm.count)")
         }
     }
@@ -73,6 +74,7 @@ func transpose<T>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, inputShap
 
 /// Concat along one axis (negative allowed); the other dims must match. Before opset 4 the axis defaults to 1.
 final class ConcatKernel: Kernel {
+    /// The concatenation axis, possibly negative.
     let axis: Int
 
     init(_ c: NodeContext) throws {
@@ -123,6 +125,7 @@ final class ConcatKernel: Kernel {
 
 /// Gather along one axis with int32/int64 indices of any rank; negative indices count from the end.
 final class GatherKernel: Kernel {
+    /// The indexed axis of `data`, possibly negative.
     let axis: Int
 
     init(_ c: NodeContext) throws {

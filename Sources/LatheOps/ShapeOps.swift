@@ -3,6 +3,7 @@ import LatheCore
 /// Data-movement and shape ops, for every dtype: Flatten, Reshape, Squeeze, Unsqueeze, Identity, Dropout here;
 /// Transpose, Concat, Gather in `ShapeOps+Movement.swift`; Shape, Constant, ConstantOfShape in `ShapeOps+Constants.swift`.
 enum ShapeOps {
+    /// Adds every op of the family to `registry`.
     static func register(into registry: OpRegistry) throws {
         try registry.add("Flatten") { try FlattenKernel($0) }
         try registry.add("Reshape", since: 5) { try ReshapeKernel($0) }
@@ -55,6 +56,7 @@ func normalizedAxes(_ axes: [Int], rank: Int, what: String) throws -> [Int] {
 
 /// Flatten: `[d0…dn]` → `[d0·…·d(axis-1), d(axis)·…·dn]`; axis in `[-r, r]`, default 1.
 final class FlattenKernel: Kernel {
+    /// Where the two output dims split the input, possibly negative.
     let axis: Int
 
     init(_ c: NodeContext) throws {
@@ -76,6 +78,7 @@ final class FlattenKernel: Kernel {
 /// Reshape (opset ≥ 5): target shape from a plan-time int64 input; 0 copies the input dim
 /// (or is a literal 0 with `allowzero`, opset ≥ 14), one -1 is inferred.
 final class ReshapeKernel: Kernel {
+    /// Whether a 0 in the shape is a literal zero rather than a copy of the input dim.
     let allowZero: Bool
 
     init(_ c: NodeContext) throws {
@@ -133,6 +136,7 @@ final class ReshapeKernel: Kernel {
 /// as none, as in ONNX Runtime).
 /// Axes are an attribute before opset 13 and an optional plan-time int64 input from opset 13.
 final class SqueezeKernel: Kernel {
+    /// Axes from the attribute (opset < 13); nil when absent or given as an input.
     let attributeAxes: [Int]?
 
     init(_ c: NodeContext) throws {
@@ -166,6 +170,7 @@ final class SqueezeKernel: Kernel {
 /// Unsqueeze: inserts size-1 axes at the given positions of the output.
 /// Axes are an attribute before opset 13 and a required plan-time int64 input from opset 13.
 final class UnsqueezeKernel: Kernel {
+    /// Axes from the attribute (opset < 13); nil when given as an input.
     let attributeAxes: [Int]?
 
     init(_ c: NodeContext) throws {
@@ -208,6 +213,7 @@ final class IdentityKernel: Kernel {
 /// Dropout at inference (opset ≥ 10): `Y = X`, optional mask all true. From opset 12 the optional `ratio` and
 /// `training_mode` inputs are accepted; training mode itself is not supported.
 final class DropoutKernel: Kernel {
+    /// The node, for messages.
     let label: String
     /// Whether the node has a `mask` output slot.
     let hasMaskSlot: Bool

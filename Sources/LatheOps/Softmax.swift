@@ -5,6 +5,7 @@ import LatheCore
 
 /// Softmax, LogSoftmax (float32, float64).
 enum SoftmaxOps {
+    /// Adds Softmax and LogSoftmax to `registry`.
     static func register(into registry: OpRegistry) throws {
         try registry.add("Softmax") { try SoftmaxKernel($0, logarithmic: false) }
         try registry.add("LogSoftmax") { try SoftmaxKernel($0, logarithmic: true) }
@@ -13,7 +14,9 @@ enum SoftmaxOps {
 
 /// A float type softmax runs on, with its `exp` and `log`.
 protocol SoftmaxElement: BinaryFloatingPoint {
+    /// `e^x`.
     static func exponential(_ x: Self) -> Self
+    /// Natural logarithm.
     static func logarithm(_ x: Self) -> Self
 }
 
@@ -30,8 +33,11 @@ extension Double: SoftmaxElement {
 /// Softmax or LogSoftmax. Before opset 13 the input is coerced to 2-D at `axis` (default 1) and normalised
 /// over the flattened trailing dims; from opset 13 it is normalised over the single `axis` (default -1).
 final class SoftmaxKernel: Kernel {
+    /// The normalised axis (the first flattened one before opset 13), possibly negative.
     let axis: Int
+    /// Whether the pre-13 2-D coercion applies.
     let coercesTo2D: Bool
+    /// LogSoftmax rather than Softmax.
     let logarithmic: Bool
 
     init(_ c: NodeContext, logarithmic: Bool) throws {

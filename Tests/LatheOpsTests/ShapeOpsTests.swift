@@ -6,6 +6,7 @@ import LatheCore
 struct ShapeOpsRNG {
     var state: UInt64
 
+    /// The next 64 random bits.
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
@@ -56,6 +57,7 @@ enum ShapeOpsHarness {
         case absent
     }
 
+    /// A fresh registry holding the built-in ops.
     static func registry() throws -> OpRegistry {
         let r = OpRegistry()
         try BuiltinOps.register(into: r)
