@@ -2,24 +2,12 @@ import Testing
 @testable import LatheOps
 import LatheCore
 
-/// Helpers shared by the Conv, Pooling and Normalization suites: a seeded RNG, one-node models, the
-/// tolerance check and index arithmetic for the naive references.
+/// Helpers shared by the Conv, Pooling and Normalization suites (beside OpTestSupport.swift): one-node
+/// models with initializers and named or omitted outputs, a NaN-aware tolerance check, and index
+/// arithmetic for the naive references.
 enum ConvPoolNormSupport {
-    /// SplitMix64: a small, seeded, reproducible generator.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// A float32 tensor of uniform values in -1...1.
-    static func random(_ shape: [Int], _ rng: inout Generator) throws -> Tensor {
+    static func random(_ shape: [Int], _ rng: inout SeededRNG) throws -> Tensor {
         try Tensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in Float.random(in: -1...1, using: &rng) })
     }
 
@@ -104,7 +92,7 @@ enum ConvPoolNormSupport {
     }
 
     /// Picks a random element.
-    static func pick<T>(_ options: [T], _ rng: inout Generator) -> T { options[Int.random(in: 0..<options.count, using: &rng)] }
+    static func pick<T>(_ options: [T], _ rng: inout SeededRNG) -> T { options[Int.random(in: 0..<options.count, using: &rng)] }
 }
 
 @Suite struct ConvTests {
@@ -160,7 +148,7 @@ enum ConvPoolNormSupport {
     }
 
     @Test(arguments: [11, 17, 21]) func randomizedAgainstNaive(opset: Int) throws {
-        var rng = S.Generator(seed: UInt64(opset) * 7919)
+        var rng = SeededRNG(UInt64(opset) * 7919)
         var checked = 0
         while checked < 60 {
             let spatial = S.pick([1, 1, 2, 2, 2, 3], &rng)
@@ -199,7 +187,7 @@ enum ConvPoolNormSupport {
     }
 
     @Test func pointwiseFastPathMatchesNaive() throws {
-        var rng = S.Generator(seed: 42)
+        var rng = SeededRNG(42)
         for group in [1, 2, 4] {
             let x = try S.random([2, 8, 5, 6], &rng), w = try S.random([6 * group / 2, 8 / group, 1, 1], &rng)
             let b = try S.random([w.shape[0]], &rng)
@@ -214,7 +202,7 @@ enum ConvPoolNormSupport {
     }
 
     @Test func shapeErrorsComeFromInference() throws {
-        var rng = S.Generator(seed: 1)
+        var rng = SeededRNG(1)
         let x = try S.random([1, 3, 5, 5], &rng)
         func conv(_ w: [Int], _ attributes: [String: AttributeValue] = [:], bias: [Int]? = nil, x: Tensor = x) -> Status? {
             S.status {
@@ -240,7 +228,7 @@ enum ConvPoolNormSupport {
     }
 
     @Test func attributeErrorsAtLoad() throws {
-        var rng = S.Generator(seed: 2)
+        var rng = SeededRNG(2)
         let x = try S.random([1, 2, 4, 4], &rng), w = try S.random([2, 2, 3, 3], &rng)
         func conv(_ attributes: [String: AttributeValue]) -> Status? {
             S.status { _ = try S.run("Conv", attributes: attributes, inputs: [.init(name: "x", tensor: x), .init(name: "w", tensor: w)]) }
