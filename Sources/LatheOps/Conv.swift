@@ -15,14 +15,28 @@ enum AutoPad: String, Sendable {
     case valid = "VALID"
 }
 
+/// The product of `values`, or nil when it exceeds `limit` (the default fits a BLAS dimension).
+func boundedProduct(_ values: [Int], limit: Int = Int(Int32.max)) -> Int? {
+    var product = 1
+    for v in values {
+        let (p, overflow) = product.multipliedReportingOverflow(by: v)
+        if overflow || p > limit { return nil }
+        product = p
+    }
+    return product
+}
+
 /// The window attributes shared by Conv and the pooling ops, validated at model load.
 struct WindowAttributes: Sendable {
+    /// `auto_pad`, NOTSET when absent.
     let autoPad: AutoPad
     /// `kernel_shape`, when the node carries it.
     let kernelShape: [Int]?
     /// `pads` as `[x1_begin, x2_begin, ..., x1_end, x2_end, ...]`, when present.
     let pads: [Int]?
+    /// `strides`, when present (1 per axis otherwise).
     let strides: [Int]?
+    /// `dilations`, when present (1 per axis otherwise).
     let dilations: [Int]?
     /// Whether output sizes round up (`ceil_mode`, pooling only).
     let ceilMode: Bool
@@ -64,6 +78,12 @@ struct WindowAttributes: Sendable {
                 throw LatheError.invalid("\(c.label): pads \(pads) cannot be combined with auto_pad \(autoPad.rawValue)")
             }
         }
+        let largest = Int(Int32.max)
+        for (name, values) in [("kernel_shape", kernelShape), ("pads", pads), ("strides", strides), ("dilations", dilations)] {
+            if let values, values.contains(where: { $0 > largest }) {
+                throw LatheError.invalid("\(c.label): \(name) \(values) has a value above \(largest)")
+            }
+        }
         if let kernelShape { try checkLengths(spatialRank: kernelShape.count) }
     }
 
@@ -89,6 +109,9 @@ struct WindowAttributes: Sendable {
     func resolve(input: [Int], kernel: [Int]) throws -> SpatialWindow {
         let r = input.count
         try checkLengths(spatialRank: r)
+        guard boundedProduct(kernel) != nil else {
+            throw LatheError.shape("\(label): kernel \(kernel) has more than \(Int32.max) taps")
+        }
         let strides = self.strides ?? [Int](repeating: 1, count: r)
         let dilations = self.dilations ?? [Int](repeating: 1, count: r)
         var begin = [Int](repeating: 0, count: r), end = [Int](repeating: 0, count: r)
@@ -123,17 +146,27 @@ struct WindowAttributes: Sendable {
 
 /// Resolved geometry of a sliding window over the spatial axes of one input shape.
 struct SpatialWindow: Sendable, Equatable {
+    /// Spatial input sizes.
     let input: [Int]
+    /// Kernel taps per axis.
     let kernel: [Int]
+    /// Step between windows per axis.
     let strides: [Int]
+    /// Step between taps per axis.
     let dilations: [Int]
+    /// Padding before and after each axis (after auto_pad).
     let padsBegin: [Int]
     let padsEnd: [Int]
+    /// Spatial output sizes.
     let output: [Int]
 
+    /// Number of spatial axes.
     var rank: Int { input.count }
+    /// Elements of one spatial input plane.
     var inputCount: Int { input.reduce(1, *) }
+    /// Elements of one spatial output plane.
     var outputCount: Int { output.reduce(1, *) }
+    /// Taps of one window.
     var kernelCount: Int { kernel.reduce(1, *) }
 
     /// Whether every output position reads exactly its own input position (1×1, stride 1, no padding).
@@ -192,7 +225,9 @@ func im2col(_ x: UnsafePointer<Float>, channels: Int, _ g: SpatialWindow, _ col:
 
 /// Conv (opsets 1–21): `Y[n, m] = Σ W[m, c] ⋆ X[n, group(m)·C/group + c] + B[m]`.
 final class ConvKernel: Kernel {
+    /// Window attributes (kernel_shape, pads, strides, dilations, auto_pad).
     let window: WindowAttributes
+    /// Number of channel groups (`group`).
     let group: Int
 
     init(_ c: NodeContext) throws {
@@ -223,7 +258,11 @@ final class ConvKernel: Kernel {
         if let bias, bias != [filters] {
             throw LatheError.shape("B must have shape [\(filters)], got \(bias)")
         }
-        return try window.resolve(input: Array(x.dropFirst(2)), kernel: kernel)
+        let g = try window.resolve(input: Array(x.dropFirst(2)), kernel: kernel)
+        guard boundedProduct([w[1], g.kernelCount, g.outputCount]) != nil else {
+            throw LatheError(.outOfMemory, "convolution of X \(x) with W \(w) needs an unfolded matrix beyond \(Int32.max) elements")
+        }
+        return g
     }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {

@@ -16,6 +16,7 @@ enum NormalizationOps {
 /// Training mode (`training_mode = 1`, or before opset 14 any wired statistics output) is refused.
 /// From opset 14, wired `running_mean`/`running_var` outputs receive the unchanged input statistics.
 final class BatchNormalizationKernel: Kernel {
+    /// Added to the variance before the square root.
     let epsilon: Float
     /// Which output slots are wired.
     let outputPresent: [Bool]

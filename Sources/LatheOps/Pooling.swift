@@ -88,7 +88,9 @@ final class PoolKernel: Kernel {
     /// Which reduction the window applies.
     enum Mode: Sendable { case max, average }
 
+    /// MaxPool or AveragePool.
     let mode: Mode
+    /// Window attributes (kernel_shape, pads, strides, dilations, auto_pad, ceil_mode).
     let window: WindowAttributes
     /// AveragePool: divide by the taps inside the padded input rather than the in-bounds ones.
     let countIncludePad: Bool
@@ -125,7 +127,11 @@ final class PoolKernel: Kernel {
         guard kernel.count == x.count - 2 else {
             throw LatheError.shape("kernel_shape \(kernel) has \(kernel.count) axes but X of shape \(x) has \(x.count - 2) spatial axes")
         }
-        return try window.resolve(input: Array(x.dropFirst(2)), kernel: kernel)
+        let g = try window.resolve(input: Array(x.dropFirst(2)), kernel: kernel)
+        guard boundedProduct([g.outputCount, g.kernelCount]) != nil else {
+            throw LatheError(.outOfMemory, "pooling X \(x) with kernel \(kernel) needs a window table beyond \(Int32.max) entries")
+        }
+        return g
     }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {

@@ -242,6 +242,8 @@ enum ConvPoolNormSupport {
         #expect(conv(["auto_pad": .string("VALID"), "pads": .ints([1, 1, 1, 1])]) == .invalidArgument)
         #expect(conv(["kernel_shape": .ints([0, 3])]) == .invalidArgument)
         #expect(conv(["group": .string("1")]) == .invalidArgument)
+        #expect(conv(["strides": .ints([Int.max, 1])]) == .invalidArgument)
+        #expect(conv(["pads": .ints([0, 0, Int.max, 0])]) == .invalidArgument)
         #expect(conv(["auto_pad": .string("VALID"), "pads": .ints([0, 0, 0, 0])]) == nil)
     }
 }

@@ -162,6 +162,8 @@ import LatheCore
         #expect(pool("AveragePool", ["kernel_shape": .ints([2])], x: try S.random([4, 4], &rng)) == .shapeMismatch)
         #expect(pool("AveragePool", ["kernel_shape": .ints([2, 2])], outputs: ["y", "i"]) == .invalidArgument)
         #expect(pool("GlobalAveragePool", [:], x: try S.random([4, 4], &rng)) == .shapeMismatch)
+        #expect(pool("MaxPool", ["kernel_shape": .ints([2, 2]), "dilations": .ints([1 << 40, 1])]) == .invalidArgument)
+        #expect(pool("MaxPool", ["kernel_shape": .ints([40000, 40000]), "pads": .ints([40000, 40000, 0, 0])]) == .outOfMemory)
         #expect(pool("MaxPool", ["kernel_shape": .ints([5, 2]), "pads": .ints([1, 0, 0, 0])]) == nil)
     }
 }
