@@ -453,3 +453,29 @@ def test_failed_dlpack_input_is_released():
         model.predict(x)
     gc.collect()
     assert sys.getrefcount(x) == references
+
+
+@pytest.mark.parametrize("onnx_type,dtype", [(TensorProto.INT64, np.int64), (TensorProto.INT32, np.int32)])
+def test_integer_inputs_and_outputs(onnx_type, dtype):
+    data = serialize(
+        [helper.make_node("Add", ["a", "b"], ["c"], name="add")],
+        [helper.make_tensor_value_info("a", onnx_type, ["N"]), helper.make_tensor_value_info("b", onnx_type, ["N"])],
+        [helper.make_tensor_value_info("c", onnx_type, ["N"])],
+    )
+    feeds = {"a": np.array([1, -2, 2**30], dtype), "b": np.array([3, 4, 5], dtype)}
+    result = lathe.Model(data).predict(feeds)
+    assert result.dtype == dtype
+    np.testing.assert_array_equal(result, onnxruntime_outputs(data, feeds)["c"])
+
+
+def test_scalar_and_empty_inputs():
+    scalar = serialize([helper.make_node("Relu", ["x"], ["y"], name="relu")],
+                       [helper.make_tensor_value_info("x", FLOAT, [])],
+                       [helper.make_tensor_value_info("y", FLOAT, [])])
+    model = lathe.Model(scalar)
+    assert model.inputs[0].shape == ()
+    for x, expected in ((np.float32(-3), 0), (np.array(5, np.float32), 5), (2.5, 2.5)):
+        y = model.predict(x)
+        assert y.shape == () and y.dtype == np.float32 and y == expected
+    empty = lathe.Model(relu_model()).predict(np.zeros((0, 3), np.float32))
+    assert empty.shape == (0, 3) and empty.dtype == np.float32
