@@ -64,6 +64,7 @@ typedef struct {
     int deleter_calls;
 } test_tensor;
 
+/** The deleter of test tensors: counts its calls. */
 static void count_deleter_call(DLManagedTensor *self) {
     ((test_tensor *)self->manager_ctx)->deleter_calls++;
 }
@@ -91,6 +92,7 @@ static DLManagedTensor *make_tensor(test_tensor *t, float *data, int64_t rows, c
     return &t->managed;
 }
 
+/** max(v, 0). */
 static float relu(float v) { return v > 0 ? v : 0; }
 
 /** Whether `y` (row-major [rows, 3]) is Relu of the given row-major values. */
@@ -123,6 +125,7 @@ static void *read_file(const char *path, size_t *out_size) {
  * Tests
  * ------------------------------------------------------------------------------------------- */
 
+/** Version functions and every status name. */
 static void test_versions_and_status_names(void) {
     static const char *names[] = {
         "LATHE_OK", "LATHE_ERROR_INVALID_ARGUMENT", "LATHE_ERROR_PARSE", "LATHE_ERROR_UNSUPPORTED_OP",
@@ -142,6 +145,7 @@ static void test_versions_and_status_names(void) {
     EXPECT(unknown != NULL && unknown[0] != '\0');
 }
 
+/** I/O and parse errors leave *out_model alone; a model loaded from memory does not keep the buffer. */
 static void test_load_errors(const char *model_path) {
     lathe_model *model = (lathe_model *)&passed; /* a sentinel that must stay unchanged */
     lathe_model *const sentinel = model;
@@ -173,6 +177,7 @@ static void test_load_errors(const char *model_path) {
     lathe_model_free(model);
 }
 
+/** NULL in every pointer parameter: LATHE_ERROR_INVALID_ARGUMENT with a message; *_free(NULL) is a no-op. */
 static void test_null_arguments(const char *model_path) {
     lathe_model *model = NULL;
     lathe_session *session = NULL;
@@ -274,6 +279,7 @@ static void test_null_arguments(const char *model_path) {
     lathe_model_free(model);
 }
 
+/** Names, dtypes, ranks and (symbolic) dims of 'x' and 'y'; out-of-range indices and axes. */
 static void test_introspection(lathe_model *model) {
     size_t count = 0, rank = 0;
     const char *name = NULL, *symbol = NULL;
@@ -315,6 +321,7 @@ static void test_introspection(lathe_model *model) {
     EXPECT(dim == 42);
 }
 
+/** Run before inputs, wrong names/dtypes/shapes/sizes, borrowed and copied outputs. */
 static void test_session_errors(lathe_model *model) {
     lathe_session *session = NULL;
     EXPECT_STATUS(lathe_session_create(model, &session), LATHE_OK);
@@ -367,10 +374,10 @@ static void test_session_errors(lathe_model *model) {
     EXPECT_STATUS(lathe_session_copy_output(session, "y", large, sizeof large), LATHE_OK);
     EXPECT(is_relu_of(large, expected_x, 6) && large[6] == 9);
 
-    /* A session keeps working after its model is freed (the model is freed by the caller below). */
     lathe_session_free(session);
 }
 
+/** A session keeps working after its model is freed. */
 static void test_session_outlives_model(const char *model_path) {
     lathe_model *model = NULL;
     lathe_session *session = NULL;
@@ -386,6 +393,7 @@ static void test_session_outlives_model(const char *model_path) {
     lathe_session_free(session);
 }
 
+/** DLPack inputs: in place when compact, copied when strided, deleter timing, rejected tensors stay the caller's. */
 static void test_dlpack_inputs(lathe_model *model) {
     lathe_session *session = NULL;
     EXPECT_STATUS(lathe_session_create(model, &session), LATHE_OK);
@@ -473,6 +481,7 @@ static void test_dlpack_inputs(lathe_model *model) {
     EXPECT(e.deleter_calls == 0);
 }
 
+/** DLPack outputs: layout, values kept across runs and after the session is freed, deleter called once. */
 static void test_dlpack_outputs(lathe_model *model) {
     lathe_session *session = NULL;
     EXPECT_STATUS(lathe_session_create(model, &session), LATHE_OK);

@@ -41,6 +41,7 @@ def call_deleter(managed_address):
 
 
 def _destroy_capsule(capsule_address):
+    """PyCapsule destructor: gives the tensor back unless a consumer renamed the capsule (took it)."""
     if _PyCapsule_IsValid_raw(capsule_address, _DLTENSOR):
         call_deleter(_PyCapsule_GetPointer_raw(capsule_address, _DLTENSOR))
 
@@ -74,6 +75,7 @@ class DLPackTensor:
         self._device = (device.device_type, device.device_id)
 
     def __dlpack_device__(self):
+        """(device type, device id) of the tensor, e.g. (1, 0) for the CPU."""
         return self._device
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
@@ -92,6 +94,7 @@ class DLPackTensor:
             raise
 
     def __del__(self):
+        """Gives the tensor back if it was never exported."""
         address, self._address = getattr(self, "_address", None), None
         if address is not None:
             call_deleter(address)

@@ -109,6 +109,7 @@ def load():
 
 
 def _check_abi(lib, path):
+    """Refuses a library whose ABI version differs from the one this binding was written for."""
     found = lib.lathe_abi_version()
     if found != EXPECTED_ABI_VERSION:
         raise LibraryNotFoundError(

@@ -170,6 +170,7 @@ class Model:
             lib.lathe_model_free(model)
 
     def __enter__(self):
+        """The model itself; leaving the block closes it."""
         return self
 
     def __exit__(self, *exc_info):
@@ -200,6 +201,7 @@ class Model:
         return False
 
     def _run(self):
+        """Runs the session on the inputs set so far."""
         check(lib.lathe_session_run(self._session))
 
     def _fetch(self, name):
@@ -212,10 +214,12 @@ class Model:
         return np.from_dlpack(_dlpack.DLPackTensor(managed.value))
 
     def _require_open(self):
+        """Raises LATHE_ERROR_INVALID_STATE once the model has been closed."""
         if self._session is None:
             raise LatheError(Status.INVALID_STATE, "the model has been closed")
 
     def _input_names(self):
+        """The input names, quoted, for messages: "'a', 'b'"."""
         return ", ".join(f"'{info.name}'" for info in self.inputs)
 
     def _feeds(self, x):
@@ -236,6 +240,7 @@ class Model:
         return feeds
 
     def _as_array(self, name, value):
+        """`value` as a numpy array of a dtype Lathe knows (see predict for the conversions)."""
         info = self._input_by_name.get(name)
         try:
             if isinstance(value, np.ndarray):
