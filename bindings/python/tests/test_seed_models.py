@@ -7,6 +7,7 @@ max abs error <= 1e-4 * max(1, max|reference|). Models that use ops outside the 
 claims (exporters emit Cast, Slice, Expand, ...) are expected to fail until those ops exist.
 """
 import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -131,3 +132,27 @@ def test_wrong_input_shape_raises():
     model = lathe.Model(str(MODELS / "seed" / "cnn_a" / "model.onnx"))
     with pytest.raises(lathe.LatheError):
         model.predict(np.zeros((2, 1, 27, 28), np.float32))
+
+
+def test_seed_script_reproduces_committed_files(tmp_path):
+    """scripts/make_seed_models.py rebuilds the committed seed models and inputs byte for byte.
+
+    Outputs (computed by onnxruntime) are compared within the usual tolerance, and so are the
+    weights of defect_cnn, whose output layer is fitted to onnxruntime-computed features."""
+    script = MODELS.parent / "scripts" / "make_seed_models.py"
+    subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], check=True,
+                   capture_output=True)
+    rebuilt = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    committed = sorted(p.relative_to(MODELS) for p in MODELS.rglob("*")
+                       if p.is_file() and p.relative_to(MODELS).parts[0] in ("seed", "defect_cnn.onnx"))
+    assert rebuilt == committed
+    for relative in rebuilt:
+        if relative.name == "output_0.pb":
+            assert_close(read_tensor(tmp_path / relative), read_tensor(MODELS / relative), str(relative))
+        elif relative.name == "defect_cnn.onnx":
+            fresh, kept = (onnx.load(str(root / relative)).graph for root in (tmp_path, MODELS))
+            assert [n.op_type for n in fresh.node] == [n.op_type for n in kept.node]
+            for a, b in zip(fresh.initializer, kept.initializer):
+                assert_close(numpy_helper.to_array(a), numpy_helper.to_array(b), a.name)
+        else:
+            assert (tmp_path / relative).read_bytes() == (MODELS / relative).read_bytes(), relative
