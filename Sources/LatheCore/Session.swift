@@ -30,16 +30,24 @@ public final class Session {
     /// Sets an input. The tensor is used as is (no copy); do not modify it until the run finishes.
     /// - Throws: `.dtypeMismatch` or `.shapeMismatch` when it does not fit the declared input.
     public func setInput(_ name: String, _ tensor: Tensor) throws {
+        inputs[try checkInput(name, tensor.type)] = tensor
+    }
+
+    /// Checks that a tensor of `type` may be fed as input `name`, without setting anything.
+    /// - Returns: the input's index.
+    /// - Throws: `.invalidArgument` for an unknown name, `.dtypeMismatch` or `.shapeMismatch`.
+    @discardableResult
+    public func checkInput(_ name: String, _ type: TensorType) throws -> Int {
         let index = try inputIndex(name)
         let info = model.graph.inputs[index]
-        guard tensor.dtype == info.dtype else {
-            throw LatheError.dtype("input '\(name)' expects \(info.dtype), got \(tensor.dtype)")
+        guard type.dtype == info.dtype else {
+            throw LatheError.dtype("input '\(name)' expects \(info.dtype), got \(type.dtype)")
         }
-        guard info.accepts(tensor.shape) else {
+        guard info.accepts(type.shape) else {
             let declared = info.dims.map { "[" + $0.map(\.description).joined(separator: ", ") + "]" } ?? "?"
-            throw LatheError.shape("input '\(name)' expects shape \(declared), got \(tensor.shape)")
+            throw LatheError.shape("input '\(name)' expects shape \(declared), got \(type.shape)")
         }
-        inputs[index] = tensor
+        return index
     }
 
     /// Runs the model on the inputs set so far.
@@ -84,6 +92,22 @@ public final class Session {
         }
         values = newValues
         plan = newPlan
+    }
+
+    /// Plans for the given input shapes now (resolving symbolic dimensions such as the batch size)
+    /// instead of at the next `run`. Inputs not named keep the shape of the tensor already set.
+    /// - Throws: shape or dtype errors naming the node that cannot take these shapes.
+    public func reshape(_ shapes: [String: [Int]]) throws {
+        var types: [TensorType] = []
+        for (i, info) in model.graph.inputs.enumerated() {
+            guard let shape = shapes[info.name] ?? inputs[i]?.shape else {
+                throw LatheError.invalid("reshape: no shape given for input '\(info.name)'")
+            }
+            try checkInput(info.name, TensorType(info.dtype, shape))
+            types.append(TensorType(info.dtype, shape))
+        }
+        for name in shapes.keys { _ = try inputIndex(name) }
+        if plan?.inputTypes != types { try replan(types) }
     }
 
     /// Index of a declared output, or an error listing the valid names.

@@ -96,6 +96,15 @@ public enum ONNXImporter {
         }
     }
 
+    /// Parses a serialized `TensorProto` (e.g. the `input_0.pb` files of ONNX test data).
+    public static func tensor(fromProto bytes: [UInt8]) throws -> (name: String, tensor: Tensor) {
+        let proto: Onnx_TensorProto
+        do { proto = try Onnx_TensorProto(serializedBytes: bytes) } catch {
+            throw LatheError(.parseError, "not a valid TensorProto (\(bytes.count) bytes): \(error)")
+        }
+        return (proto.name, try tensor(proto))
+    }
+
     /// Converts a `TensorProto` (inline data only).
     static func tensor(_ t: Onnx_TensorProto) throws -> Tensor {
         if t.dataLocation == .external {
