@@ -217,24 +217,34 @@ struct RecurrentConfig: Sendable {
     }
 }
 
-/// Per-run scratch memory, freed when the run ends.
-struct RecurrentScratch: ~Copyable {
-    private let base: UnsafeMutablePointer<Float>
-    private var used = 0
+/// Per-run scratch memory: zeroed float regions carved from one tensor. Hold it (`withExtendedLifetime`)
+/// until the run ends; the region pointers live as long as it does.
+struct RecurrentScratch {
+    /// Owns the memory.
+    let tensor: Tensor
+    /// Start of each requested region, in request order.
+    let regions: [UnsafeMutablePointer<Float>]
 
-    /// Allocates room for `capacity` floats, zeroed.
-    init(capacity: Int) {
-        base = .allocate(capacity: max(capacity, 1))
-        base.initialize(repeating: 0, count: max(capacity, 1))
+    /// Allocates one region per entry of `shapes`, each holding the product of its dimensions.
+    /// - Throws: `.outOfMemory` when the sizes overflow or cannot be allocated.
+    init(_ shapes: [[Int]]) throws {
+        var offsets: [Int] = [], total = 0
+        for shape in shapes {
+            offsets.append(total)
+            var count = 1
+            for d in shape {
+                let product = count.multipliedReportingOverflow(by: d)
+                guard !product.overflow else { throw LatheError(.outOfMemory, "scratch of shape \(shape) is too large") }
+                count = product.partialValue
+            }
+            let sum = total.addingReportingOverflow(count)
+            guard !sum.overflow else { throw LatheError(.outOfMemory, "scratch of \(shapes) is too large") }
+            total = sum.partialValue
+        }
+        tensor = try Tensor(.float32, shape: [total])
+        let base = tensor.floats
+        regions = offsets.map { base + $0 }
     }
-
-    /// The next `count` floats.
-    mutating func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-        defer { used += count }
-        return base + used
-    }
-
-    deinit { base.deallocate() }
 }
 
 /// Reads input `i` when wired.
@@ -269,11 +279,11 @@ final class LSTMKernel: Kernel {
         let hidden = g.hidden, width = 4 * hidden, projectionWidth = g.directions * width
         if let y { y.floats.update(repeating: 0, count: y.count) }
 
-        var scratch = RecurrentScratch(capacity: g.seq * g.batch * projectionWidth + g.batch * (width + 2 * hidden) + width)
-        let projection = scratch.take(g.seq * g.batch * projectionWidth)
-        let gates = scratch.take(g.batch * width)
-        let h = scratch.take(g.batch * hidden), c = scratch.take(g.batch * hidden)
-        let gateBias = scratch.take(width)
+        let scratch = try RecurrentScratch([[g.seq, g.batch, projectionWidth], [g.batch, width], [g.batch, hidden],
+                                            [g.batch, hidden], [width]])
+        defer { withExtendedLifetime(scratch) {} }
+        let (projection, gates, h, c, gateBias) = (scratch.regions[0], scratch.regions[1], scratch.regions[2],
+                                                   scratch.regions[3], scratch.regions[4])
         config.project(x: x, w: w, into: projection, g)
         let steps = lengths.max() ?? 0
 
@@ -362,13 +372,12 @@ final class GRUKernel: Kernel {
         let hidden = g.hidden, width = 3 * hidden, projectionWidth = g.directions * width
         if let y { y.floats.update(repeating: 0, count: y.count) }
 
-        var scratch = RecurrentScratch(capacity: g.seq * g.batch * projectionWidth + g.batch * (width + 2 * hidden) + width + hidden)
-        let projection = scratch.take(g.seq * g.batch * projectionWidth)
-        let gates = scratch.take(g.batch * width)
-        let h = scratch.take(g.batch * hidden)
-        let resetH = scratch.take(g.batch * hidden)
+        let scratch = try RecurrentScratch([[g.seq, g.batch, projectionWidth], [g.batch, width], [g.batch, hidden],
+                                            [g.batch, hidden], [width], [hidden]])
+        defer { withExtendedLifetime(scratch) {} }
+        let (projection, gates, h, resetH) = (scratch.regions[0], scratch.regions[1], scratch.regions[2], scratch.regions[3])
         // Bias added to every gate's pre-activation, and Rbh kept apart for linear_before_reset.
-        let gateBias = scratch.take(width), recurrentHBias = scratch.take(hidden)
+        let (gateBias, recurrentHBias) = (scratch.regions[4], scratch.regions[5])
         config.project(x: x, w: w, into: projection, g)
         let steps = lengths.max() ?? 0
 

@@ -3,18 +3,6 @@ import Testing
 import LatheCore
 import LatheOps
 
-/// A small seeded generator (SplitMix64) so every run draws the same cases.
-private struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// One LSTM or GRU configuration: sizes, attributes, which optional inputs and outputs are wired.
 private struct RecurrentCase: CustomStringConvertible {
     var op = "LSTM"
@@ -181,12 +169,6 @@ private enum Reference {
 ///
 /// Tolerance: max|diff| <= 1e-4 × max(1, max|ref|) per output.
 @Suite struct RecurrentTests {
-    private func registry() throws -> OpRegistry {
-        let r = OpRegistry()
-        try BuiltinOps.register(into: r)
-        return r
-    }
-
     private func int32Tensor(_ values: [Int]) throws -> Tensor {
         let t = try Tensor(.int32, shape: [values.count])
         let p = t.bytes.assumingMemoryBound(to: Int32.self)
@@ -232,9 +214,9 @@ private enum Reference {
 
     /// Runs the case through a session and compares every wired output with the reference.
     private func check(_ c: RecurrentCase, seed: UInt64) throws {
-        var rng = SeededRNG(state: seed)
+        var rng = SeededRNG(seed)
         let v = RecurrentInputs(c, &rng)
-        let model = try Model(graph: graph(c, v), registry: registry())
+        let model = try Model(graph: graph(c, v), registry: builtinRegistry())
         let xShape = c.layout == 0 ? [c.seq, c.batch, c.input] : [c.batch, c.seq, c.input]
         let out = try Session(model: model).run(["X": try Tensor(shape: xShape, floats: v.x)])
         let ref = Reference.run(c, v)
@@ -260,7 +242,7 @@ private enum Reference {
     @Test func lstmMatrix() throws {
         let names = ["Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh",
                      "HardSigmoid", "Elu", "Softsign", "Softplus"]
-        var rng = SeededRNG(state: 7)
+        var rng = SeededRNG(7)
         var index = 0
         for direction in ["forward", "reverse", "bidirectional"] {
             for layout in [0, 1] {
@@ -297,7 +279,7 @@ private enum Reference {
     @Test func gruMatrix() throws {
         let names = ["Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh",
                      "HardSigmoid", "Elu", "Softsign", "Softplus"]
-        var rng = SeededRNG(state: 11)
+        var rng = SeededRNG(11)
         var index = 0
         for direction in ["forward", "reverse", "bidirectional"] {
             for layout in [0, 1] {
@@ -358,11 +340,11 @@ private enum Reference {
 
     /// sequence_lens fed at run time, including an out-of-range value.
     @Test func sequenceLensAtRunTime() throws {
-        var rng = SeededRNG(state: 3)
+        var rng = SeededRNG(3)
         var c = RecurrentCase(op: "LSTM", direction: "bidirectional", layout: 1)
         c.sequenceLens = true
         let v = RecurrentInputs(c, &rng)
-        let session = Session(model: try Model(graph: graph(c, v, lensAsInput: true), registry: registry()))
+        let session = Session(model: try Model(graph: graph(c, v, lensAsInput: true), registry: builtinRegistry()))
         let x = try Tensor(shape: [c.batch, c.seq, c.input], floats: v.x)
         let out = try session.run(["X": x, "lens": try int32Tensor(v.lens!)])
         let ref = Reference.run(c, v)
@@ -376,14 +358,14 @@ private enum Reference {
 
     /// Bad attributes fail at load; bad shapes and dtypes fail when the plan is built.
     @Test func errors() throws {
-        var rng = SeededRNG(state: 5)
+        var rng = SeededRNG(5)
         let base = RecurrentCase(op: "LSTM", direction: "forward")
         let v = RecurrentInputs(base, &rng)
 
         func load(_ edit: (inout Graph) -> Void) throws -> Session {
             var g = try graph(base, v)
             edit(&g)
-            return Session(model: try Model(graph: g, registry: registry()))
+            return Session(model: try Model(graph: g, registry: builtinRegistry()))
         }
         func status(_ edit: (inout Graph) -> Void, input: Tensor? = nil) -> Status? {
             do {
