@@ -9,9 +9,12 @@ let package = Package(
         .library(name: "lathe", type: .dynamic, targets: ["LatheC"]),
         /// The Swift API.
         .library(name: "Lathe", targets: ["Lathe"]),
+        /// The command-line tool: `lathe-cli inspect | ops | run | bench`.
+        .executable(name: "lathe-cli", targets: ["lathe-cli"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
     ],
     targets: [
         // MARK: - Public API
@@ -25,6 +28,11 @@ let package = Package(
                 "-Xlinker", "--version-script=\(Context.packageDirectory)/lathe.map",
                 "-Xlinker", "-soname=liblathe.so",
             ])]
+        ),
+
+        .executableTarget(
+            name: "lathe-cli",
+            dependencies: ["Lathe", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // MARK: - Implementation details

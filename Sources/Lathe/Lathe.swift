@@ -8,15 +8,21 @@ public let latheVersion = "0.1.0"
 extension Model {
     /// Loads an ONNX model file, resolving its ops against `registry` (built-ins included).
     /// - Throws: `.io`, `.parseError`, `.unsupportedOp` or an attribute error naming the node.
-    public convenience init(contentsOf path: String, registry: OpRegistry = .shared) throws {
+    public convenience init(contentsOf path: String, registry: OpRegistry = defaultRegistry) throws {
         try self.init(onnx: ONNXImporter.readFile(path), registry: registry)
     }
 
     /// Loads an ONNX model from its serialized bytes.
-    public convenience init(onnx bytes: [UInt8], registry: OpRegistry = .shared) throws {
-        if registry === OpRegistry.shared { BuiltinOps.ensureRegistered() }
+    public convenience init(onnx bytes: [UInt8], registry: OpRegistry = defaultRegistry) throws {
         try self.init(graph: ONNXImporter.graph(from: bytes), registry: registry)
     }
+}
+
+/// The process-wide op table (`OpRegistry.shared`) with the built-in ops registered: what models
+/// load against unless given another table. Plugins registered here serve every later load.
+public var defaultRegistry: OpRegistry {
+    BuiltinOps.ensureRegistered()
+    return .shared
 }
 
 /// Registers the built-in ops into `registry` (already done for `OpRegistry.shared` on first load).

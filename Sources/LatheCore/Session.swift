@@ -30,7 +30,9 @@ public final class Session {
     /// Sets an input. The tensor is used as is (no copy); do not modify it until the run finishes.
     /// - Throws: `.dtypeMismatch` or `.shapeMismatch` when it does not fit the declared input.
     public func setInput(_ name: String, _ tensor: Tensor) throws {
-        inputs[try checkInput(name, tensor.type)] = tensor
+        let index = try checkInput(name, tensor.type)
+        inputs[index] = tensor
+        values[model.inputIDs[index]] = nil   // drop the previous run's reference now
     }
 
     /// Checks that a tensor of `type` may be fed as input `name`, without setting anything.

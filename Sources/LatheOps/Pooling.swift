@@ -1,6 +1,220 @@
 import LatheCore
 
-/// MaxPool, AveragePool, GlobalAveragePool.
+/// MaxPool, AveragePool, GlobalAveragePool (float32, any number of spatial axes).
 enum PoolingOps {
-    static func register(into registry: OpRegistry) throws {}
+    static func register(into registry: OpRegistry) throws {
+        try registry.add("MaxPool") { try PoolKernel($0, .max) }
+        try registry.add("AveragePool") { try PoolKernel($0, .average) }
+        try registry.add("GlobalAveragePool") { c in
+            try c.expectInputs(1...1)
+            guard c.outputPresent == [true] else { throw LatheError.invalid("\(c.label): takes exactly one wired output Y") }
+            return GlobalAveragePoolKernel()
+        }
+    }
+}
+
+/// For every output position of a window, the in-bounds input positions it reads.
+struct WindowTable {
+    /// Row-major spatial offsets of the taps of output `o`: `offsets[start[o]..<start[o + 1]]`.
+    let offsets: [Int]
+    let start: [Int]
+    /// Per output, how many taps fall inside the explicitly padded input (for `count_include_pad`).
+    let paddedCounts: [Int]
+
+    /// Enumerates the taps of every window of `g`, axis 0 outermost, so taps come in row-major order.
+    init(_ g: SpatialWindow) {
+        let r = g.rank
+        // Per axis and output index: the valid input positions, and the count inside the padded extent.
+        var axisPositions = [[Int]](repeating: [], count: r)
+        var axisStart = [[Int]](repeating: [0], count: r)
+        var axisPadded = [[Int]](repeating: [], count: r)
+        for a in 0..<r {
+            for o in 0..<g.output[a] {
+                var padded = 0
+                for k in 0..<g.kernel[a] {
+                    let p = o * g.strides[a] + k * g.dilations[a] - g.padsBegin[a]
+                    if p >= 0 && p < g.input[a] { axisPositions[a].append(p) }
+                    if p < g.input[a] + g.padsEnd[a] { padded += 1 }
+                }
+                axisStart[a].append(axisPositions[a].count)
+                axisPadded[a].append(padded)
+            }
+        }
+        let inStrides = ShapeMath.strides(g.input)
+        let outCount = g.outputCount
+        var offsets: [Int] = []
+        offsets.reserveCapacity(outCount * g.kernelCount)
+        var start = [0]
+        start.reserveCapacity(outCount + 1)
+        var paddedCounts = [Int](repeating: 1, count: outCount)
+        var position = [Int](repeating: 0, count: r)
+        var tap = [Int](repeating: 0, count: r)
+        for o in 0..<outCount {
+            var taps = 1
+            for a in 0..<r {
+                taps *= axisStart[a][position[a] + 1] - axisStart[a][position[a]]
+                paddedCounts[o] *= axisPadded[a][position[a]]
+                tap[a] = 0
+            }
+            for _ in 0..<taps {
+                var offset = 0
+                for a in 0..<r { offset += axisPositions[a][axisStart[a][position[a]] + tap[a]] * inStrides[a] }
+                offsets.append(offset)
+                var a = r - 1
+                while a >= 0 {
+                    tap[a] += 1
+                    if tap[a] < axisStart[a][position[a] + 1] - axisStart[a][position[a]] { break }
+                    tap[a] = 0
+                    a -= 1
+                }
+            }
+            start.append(offsets.count)
+            var a = r - 1
+            while a >= 0 {
+                position[a] += 1
+                if position[a] < g.output[a] { break }
+                position[a] = 0
+                a -= 1
+            }
+        }
+        self.offsets = offsets
+        self.start = start
+        self.paddedCounts = paddedCounts
+    }
+}
+
+/// MaxPool (opsets 1–21, optional Indices output) and AveragePool (opsets 1–21).
+final class PoolKernel: Kernel {
+    /// Which reduction the window applies.
+    enum Mode: Sendable { case max, average }
+
+    /// MaxPool or AveragePool.
+    let mode: Mode
+    /// Window attributes (kernel_shape, pads, strides, dilations, auto_pad, ceil_mode).
+    let window: WindowAttributes
+    /// AveragePool: divide by the taps inside the padded input rather than the in-bounds ones.
+    let countIncludePad: Bool
+    /// MaxPool: Indices flatten the spatial position column-major (`storage_order = 1`).
+    let columnMajorIndices: Bool
+    /// Which output slots are wired (MaxPool's Indices is optional).
+    let outputPresent: [Bool]
+
+    init(_ c: NodeContext, _ mode: Mode) throws {
+        try c.expectInputs(1...1)
+        self.mode = mode
+        window = try WindowAttributes(c, requiresKernelShape: true)
+        let includePad = try c.attributes.int("count_include_pad", 0)
+        countIncludePad = mode == .average && includePad != 0
+        let storageOrder = mode == .max ? try c.attributes.int("storage_order", 0) : 0
+        guard storageOrder == 0 || storageOrder == 1 else {
+            throw LatheError.invalid("\(c.label): storage_order must be 0 or 1, got \(storageOrder)")
+        }
+        columnMajorIndices = storageOrder == 1
+        outputPresent = c.outputPresent
+        guard c.outputPresent.first == true else { throw LatheError.invalid("\(c.label): output Y must be wired") }
+        if mode == .average && c.outputPresent.count > 1 {
+            throw LatheError.invalid("\(c.label): AveragePool has one output, got \(c.outputPresent.count)")
+        }
+        if mode == .max && c.outputPresent.count > 2 {
+            throw LatheError.invalid("\(c.label): MaxPool has at most two outputs, got \(c.outputPresent.count)")
+        }
+    }
+
+    /// The window geometry for input shape `x`.
+    func geometry(_ x: [Int]) throws -> SpatialWindow {
+        guard x.count >= 3 else { throw LatheError.shape("X must have rank >= 3 (N, C, spatial...), got shape \(x)") }
+        let kernel = window.kernelShape!
+        guard kernel.count == x.count - 2 else {
+            throw LatheError.shape("kernel_shape \(kernel) has \(kernel.count) axes but X of shape \(x) has \(x.count - 2) spatial axes")
+        }
+        let g = try window.resolve(input: Array(x.dropFirst(2)), kernel: kernel)
+        guard boundedProduct([g.outputCount, g.kernelCount]) != nil else {
+            throw LatheError(.outOfMemory, "pooling X \(x) with kernel \(kernel) needs a window table beyond \(Int32.max) entries")
+        }
+        return g
+    }
+
+    func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
+        let x = try require(inputs[0], "X", .float32)
+        let shape = Array(x.shape.prefix(2)) + (try geometry(x.shape)).output
+        return outputPresent.enumerated().map { slot, present in
+            present ? TensorType(slot == 0 ? .float32 : .int64, shape) : nil
+        }
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
+        let x = inputs[0]!, y = outputs[0]!
+        let g = try geometry(x.shape)
+        let table = WindowTable(g)
+        let planes = x.shape[0] * x.shape[1], inCount = g.inputCount, outCount = g.outputCount
+        let indices = outputs.count > 1 ? outputs[1] : nil
+        // Strides that flatten a spatial position into an Indices entry, row- or column-major.
+        var indexStrides = ShapeMath.strides(g.input)
+        if columnMajorIndices {
+            var step = 1
+            for a in 0..<g.rank { indexStrides[a] = step; step *= g.input[a] }
+        }
+        table.offsets.withUnsafeBufferPointer { offsets in
+            table.start.withUnsafeBufferPointer { start in
+                for plane in 0..<planes {
+                    let xp = x.floats + plane * inCount, yp = y.floats + plane * outCount
+                    switch mode {
+                    case .max:
+                        for o in 0..<outCount {
+                            // An empty window (all padding) yields the lowest float and index -1.
+                            var best = -Float.greatestFiniteMagnitude, bestOffset = -1
+                            for t in start[o]..<start[o + 1] {
+                                let v = xp[offsets[t]]
+                                if bestOffset < 0 || v > best { best = v; bestOffset = offsets[t] }
+                            }
+                            yp[o] = best
+                            if let indices {
+                                indices.int64s[plane * outCount + o] = bestOffset < 0
+                                    ? -1 : Int64(plane * inCount + flatIndex(bestOffset, g.input, indexStrides))
+                            }
+                        }
+                    case .average:
+                        for o in 0..<outCount {
+                            var sum: Float = 0
+                            for t in start[o]..<start[o + 1] { sum += xp[offsets[t]] }
+                            let count = countIncludePad ? table.paddedCounts[o] : start[o + 1] - start[o]
+                            yp[o] = sum / Float(count)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The spatial part of an Indices entry: the row-major offset `rowMajor` re-flattened with `strides`.
+    @inline(__always) func flatIndex(_ rowMajor: Int, _ spatial: [Int], _ strides: [Int]) -> Int {
+        guard columnMajorIndices else { return rowMajor }
+        var rest = rowMajor, index = 0
+        for a in stride(from: spatial.count - 1, through: 0, by: -1) {
+            index += (rest % spatial[a]) * strides[a]
+            rest /= spatial[a]
+        }
+        return index
+    }
+}
+
+/// GlobalAveragePool (opsets 1–21): the mean over all spatial axes, kept as size-1 axes.
+final class GlobalAveragePoolKernel: Kernel {
+    func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
+        let x = try require(inputs[0], "X", .float32)
+        guard x.shape.count >= 3 else { throw LatheError.shape("X must have rank >= 3 (N, C, spatial...), got shape \(x.shape)") }
+        return [TensorType(.float32, Array(x.shape.prefix(2)) + [Int](repeating: 1, count: x.shape.count - 2))]
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
+        let x = inputs[0]!, y = outputs[0]!
+        let planes = x.shape[0] * x.shape[1]
+        let size = x.shape.dropFirst(2).reduce(1, *)
+        for plane in 0..<planes {
+            let xp = x.floats + plane * size
+            var sum: Float = 0
+            for i in 0..<size { sum += xp[i] }
+            y.floats[plane] = sum / Float(size)
+        }
+    }
 }

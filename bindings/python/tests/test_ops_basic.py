@@ -102,6 +102,11 @@ def test_matmul(sa, sb):
 
 def test_shape_error_is_a_lathe_error():
     node = helper.make_node("MatMul", ["a", "b"], ["y"])
+    graph = helper.make_graph([node], "t",
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in "ab"],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(lathe.LatheError) as info:
-        run_both(node, {"a": np.zeros((2, 3), np.float32), "b": np.zeros((2, 3), np.float32)})
-    assert "MatMul" in str(info.value)
+        lathe.Model(model.SerializeToString()).predict({"a": np.zeros((2, 3), np.float32), "b": np.zeros((2, 3), np.float32)})
+    assert info.value.status == lathe.LATHE_ERROR_SHAPE_MISMATCH
+    assert "MatMul" in str(info.value) and "inner dimensions" in str(info.value)

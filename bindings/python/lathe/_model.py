@@ -1,0 +1,260 @@
+"""`lathe.Model`: load an ONNX model, inspect its inputs and outputs, predict."""
+
+import ctypes
+import os
+import threading
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import _dlpack
+from ._errors import LatheError, Status
+from ._native import check, lib
+
+#: lathe_dtype codes (ONNX TensorProto.DataType) and their numpy types.
+_DTYPES = {
+    1: np.dtype(np.float32),
+    2: np.dtype(np.uint8),
+    3: np.dtype(np.int8),
+    6: np.dtype(np.int32),
+    7: np.dtype(np.int64),
+    9: np.dtype(np.bool_),
+    11: np.dtype(np.float64),
+}
+_CODES = {dtype: code for code, dtype in _DTYPES.items()}
+
+
+class TensorInfo:
+    """A declared input or output of a model.
+
+    Attributes:
+        name: the value's name in the model.
+        shape: a tuple with an int per fixed dimension and a str per symbolic one ("N"; "" when
+            the model leaves it unnamed), or None when the model does not declare the rank.
+        dtype: the element type, a numpy dtype.
+    """
+
+    __slots__ = ("name", "shape", "dtype")
+
+    def __init__(self, name, shape, dtype):
+        self.name = name
+        self.shape = shape
+        self.dtype = dtype
+
+    def __eq__(self, other):
+        if not isinstance(other, TensorInfo):
+            return NotImplemented
+        return (self.name, self.shape, self.dtype) == (other.name, other.shape, other.dtype)
+
+    def __hash__(self):
+        return hash((self.name, self.shape, self.dtype))
+
+    def __repr__(self):
+        return f"TensorInfo(name={self.name!r}, shape={self.shape!r}, dtype={self.dtype})"
+
+
+def _describe(model, kind):
+    """The declared inputs (`kind` "input") or outputs ("output") of a C model handle."""
+    def function(suffix):
+        return getattr(lib, f"lathe_model_{kind}_{suffix}")
+
+    count = ctypes.c_size_t()
+    check(function("count")(model, ctypes.byref(count)))
+    infos = []
+    for index in range(count.value):
+        name = ctypes.c_char_p()
+        check(function("name")(model, index, ctypes.byref(name)))
+        code = ctypes.c_int32()
+        check(function("dtype")(model, index, ctypes.byref(code)))
+        rank = ctypes.c_size_t()
+        status = function("rank")(model, index, ctypes.byref(rank))
+        shape = None
+        if status != Status.INVALID_STATE:
+            check(status)
+            dims = []
+            for axis in range(rank.value):
+                dim = ctypes.c_int64()
+                symbol = ctypes.c_char_p()
+                check(function("dim")(model, index, axis, ctypes.byref(dim), ctypes.byref(symbol)))
+                dims.append((symbol.value or b"").decode() if dim.value < 0 else dim.value)
+            shape = tuple(dims)
+        dtype = _DTYPES.get(code.value)
+        if dtype is None:
+            raise LatheError(Status.DTYPE_MISMATCH,
+                             f"{kind} '{name.value.decode()}' has element type code {code.value}, "
+                             "which this binding does not know")
+        infos.append(TensorInfo(name.value.decode(), shape, dtype))
+    return infos
+
+
+class Model:
+    """An ONNX model loaded into Lathe, with one inference session.
+
+    `Model(path)` reads a file (str or os.PathLike); `Model(data)` parses ONNX bytes (bytes,
+    bytearray or memoryview). Calls to `predict` are serialized by a lock, so a Model may be
+    shared between threads; use one Model per thread to run in parallel. Free the native
+    resources with `close()` or a `with` block (garbage collection also frees them).
+    """
+
+    def __init__(self, source):
+        self._model = None
+        self._session = None
+        self._lock = threading.Lock()
+        handle = ctypes.c_void_p()
+        if isinstance(source, (str, os.PathLike)):
+            check(lib.lathe_model_load_file(os.fsencode(source), ctypes.byref(handle)))
+        elif isinstance(source, (bytes, bytearray, memoryview)):
+            data = source if isinstance(source, bytes) else memoryview(source).tobytes()
+            check(lib.lathe_model_load_memory(data, len(data), ctypes.byref(handle)))
+        else:
+            raise TypeError(f"Model() takes a path or ONNX bytes, not {type(source).__name__}")
+        self._model = handle.value
+        try:
+            #: Declared inputs, in model order: a list of TensorInfo.
+            self.inputs = _describe(self._model, "input")
+            #: Declared outputs, in model order: a list of TensorInfo.
+            self.outputs = _describe(self._model, "output")
+            session = ctypes.c_void_p()
+            check(lib.lathe_session_create(self._model, ctypes.byref(session)))
+            self._session = session.value
+        except BaseException:
+            self.close()
+            raise
+        self._input_by_name = {info.name: info for info in self.inputs}
+
+    def predict(self, x, *, writable=False):
+        """Runs the model.
+
+        Args:
+            x: a numpy array for a single-input model, or a dict input name -> array giving every
+                input. Arrays are passed with their own dtype (a mismatch raises
+                LATHE_ERROR_DTYPE_MISMATCH); Python lists and scalars are converted to the
+                declared dtype. C-contiguous, aligned, writable arrays are read in place; others
+                are copied.
+            writable: return writable copies instead of the read-only arrays Lathe hands out
+                without copying.
+
+        Returns:
+            One numpy array for a single-output model, else a dict output name -> array. The
+            arrays stay valid and unchanged across later calls.
+
+        Raises:
+            LatheError: with the status and message from Lathe.
+        """
+        feeds = self._feeds(x)
+        with self._lock:
+            self._require_open()
+            for name, array in feeds:
+                self._feed(name, array)
+            missing = [info.name for info in self.inputs if info.name not in dict(feeds)]
+            if missing:
+                raise LatheError(Status.INVALID_ARGUMENT,
+                                 "missing input " + ", ".join(f"'{name}'" for name in missing)
+                                 + f" (inputs: {self._input_names()})")
+            self._run()
+            results = {info.name: self._fetch(info.name) for info in self.outputs}
+        if writable:
+            results = {name: np.array(array) for name, array in results.items()}
+        if len(self.outputs) == 1:
+            return results[self.outputs[0].name]
+        return results
+
+    def close(self):
+        """Frees the session and the model; later predict calls raise. Calling it again is a no-op."""
+        with self._lock:
+            session, self._session = self._session, None
+            model, self._model = self._model, None
+        if session is not None:
+            lib.lathe_session_free(session)
+        if model is not None:
+            lib.lathe_model_free(model)
+
+    def __enter__(self):
+        """The model itself; leaving the block closes it."""
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_lock", None) is not None:
+            self.close()
+
+    def __repr__(self):
+        state = "" if self._session is not None else ", closed"
+        return f"<lathe.Model inputs={self.inputs!r} outputs={self.outputs!r}{state}>"
+
+    # Steps of predict, used directly by the tests; the caller holds the lock.
+
+    def _feed(self, name, array):
+        """Sets one input; returns True when Lathe reads the array's memory in place (DLPack)."""
+        encoded = name.encode()
+        if array.flags.c_contiguous and array.flags.aligned and array.flags.writeable:
+            capsule = array.__dlpack__()
+            check(lib.lathe_session_set_input_dlpack(self._session, encoded, _dlpack.capsule_tensor(capsule)))
+            _dlpack.mark_consumed(capsule)
+            return True
+        compact = array if array.flags.c_contiguous and array.flags.aligned else array.copy(order="C")
+        shape = (ctypes.c_int64 * compact.ndim)(*compact.shape)
+        check(lib.lathe_session_set_input(self._session, encoded, _CODES[compact.dtype], shape, compact.ndim,
+                                          compact.ctypes.data, compact.nbytes))
+        return False
+
+    def _run(self):
+        """Runs the session on the inputs set so far."""
+        check(lib.lathe_session_run(self._session))
+
+    def _fetch(self, name):
+        """Output `name` of the last run, read in place through DLPack (read-only)."""
+        encoded = name.encode()
+        managed = ctypes.c_void_p()
+        check(lib.lathe_session_get_output_dlpack(self._session, encoded, ctypes.byref(managed)))
+        if not managed.value:
+            raise LatheError(Status.INTERNAL, f"lathe_session_get_output_dlpack gave no tensor for '{name}'")
+        return np.from_dlpack(_dlpack.DLPackTensor(managed.value))
+
+    def _require_open(self):
+        """Raises LATHE_ERROR_INVALID_STATE once the model has been closed."""
+        if self._session is None:
+            raise LatheError(Status.INVALID_STATE, "the model has been closed")
+
+    def _input_names(self):
+        """The input names, quoted, for messages: "'a', 'b'"."""
+        return ", ".join(f"'{info.name}'" for info in self.inputs)
+
+    def _feeds(self, x):
+        """(name, numpy array) pairs from predict's argument, checked for what Lathe cannot see."""
+        if isinstance(x, Mapping):
+            items = list(x.items())
+        elif len(self.inputs) == 1:
+            items = [(self.inputs[0].name, x)]
+        else:
+            raise LatheError(Status.INVALID_ARGUMENT,
+                             f"the model has {len(self.inputs)} inputs ({self._input_names()}): "
+                             "pass a dict name -> array")
+        feeds = []
+        for name, value in items:
+            if not isinstance(name, str):
+                raise LatheError(Status.INVALID_ARGUMENT, f"input names must be str, not {type(name).__name__}")
+            feeds.append((name, self._as_array(name, value)))
+        return feeds
+
+    def _as_array(self, name, value):
+        """`value` as a numpy array of a dtype Lathe knows (see predict for the conversions)."""
+        info = self._input_by_name.get(name)
+        try:
+            if isinstance(value, np.ndarray):
+                array = value
+            elif isinstance(value, (list, tuple, int, float, bool)) and info is not None:
+                array = np.asarray(value, dtype=info.dtype)
+            else:
+                array = np.asarray(value)
+        except (TypeError, ValueError) as error:
+            raise LatheError(Status.INVALID_ARGUMENT, f"input '{name}': {error}") from error
+        if not array.dtype.isnative:
+            array = array.astype(array.dtype.newbyteorder("="))
+        if array.dtype not in _CODES:
+            expected = f"expects {info.dtype}, " if info is not None else ""
+            raise LatheError(Status.DTYPE_MISMATCH,
+                             f"input '{name}' {expected}got {array.dtype}, which Lathe does not support")
+        return array
