@@ -6,6 +6,7 @@ import LatheCore
 /// (`[seq·batch, input] × [input, directions·gates·hidden]`), then per step run one `sgemm` for the
 /// recurrent product `H·Rᵀ` (GRU without `linear_before_reset`: two) and fused gate math.
 enum RecurrentOps {
+    /// Adds LSTM and GRU for opsets 7 and later.
     static func register(into registry: OpRegistry) throws {
         try registry.add("LSTM", since: 7) { try LSTMKernel($0) }
         try registry.add("GRU", since: 7) { try GRUKernel($0) }
@@ -25,6 +26,7 @@ enum RecurrentDirection: String, Sendable {
 
 /// Sizes of one recurrent op run and the offsets of its tensors, for either `layout`.
 struct RecurrentGeometry {
+    /// Sequence length, batch size, input size, hidden size and `num_directions`.
     let seq: Int, batch: Int, input: Int, hidden: Int, directions: Int
     /// `layout = 1`: batch is the outer dimension of X, Y, the initial and final states.
     let batchMajor: Bool
@@ -52,6 +54,7 @@ struct RecurrentGeometry {
 struct RecurrentConfig: Sendable {
     /// `gates · hidden` rows per direction in W and R: 4 for LSTM (i, o, f, c), 3 for GRU (z, r, h).
     let gates: Int
+    /// The `direction` attribute.
     let direction: RecurrentDirection
     /// The `hidden_size` attribute; when absent, taken from R.
     let hiddenSize: Int?
@@ -84,8 +87,8 @@ struct RecurrentConfig: Sendable {
         }
         self.direction = direction
         hiddenSize = try a.int("hidden_size")
-        if let h = hiddenSize, h <= 0 {
-            throw LatheError.invalid("\(c.label): hidden_size must be positive, got \(h)")
+        if let h = hiddenSize, h <= 0 || h > Int(Int32.max) {
+            throw LatheError.invalid("\(c.label): hidden_size must be in 1...\(Int32.max), got \(h)")
         }
         let layout = try a.int("layout", 0)
         guard layout == 0 || layout == 1 else {
@@ -129,14 +132,13 @@ struct RecurrentConfig: Sendable {
         let nd = direction.count
         let g = RecurrentGeometry(seq: batchMajor ? x.shape[1] : x.shape[0], batch: batchMajor ? x.shape[0] : x.shape[1],
                                   input: x.shape[2], hidden: hidden, directions: nd, batchMajor: batchMajor)
-        let gateLetters = gates == 4 ? "4" : "3"
         func expect(_ t: TensorType, _ name: String, _ shape: [Int], _ meaning: String) throws {
             guard t.shape == shape else {
                 throw LatheError.shape("\(name) must have shape \(shape) (\(meaning)), got \(t.shape)")
             }
         }
-        try expect(w, "W", [nd, gates * hidden, g.input], "num_directions, \(gateLetters)*hidden_size, input_size")
-        try expect(r, "R", [nd, gates * hidden, hidden], "num_directions, \(gateLetters)*hidden_size, hidden_size")
+        try expect(w, "W", [nd, gates * hidden, g.input], "num_directions, \(gates)*hidden_size, input_size")
+        try expect(r, "R", [nd, gates * hidden, hidden], "num_directions, \(gates)*hidden_size, hidden_size")
         if let b = slot(3) {
             try expect(try require(b, "B", .float32), "B", [nd, 2 * gates * hidden], "num_directions, \(2 * gates)*hidden_size")
         }
@@ -253,6 +255,7 @@ struct RecurrentScratch {
 /// LSTM (ONNX gate order i, o, f, c): peepholes, `input_forget`, `clip`, per-direction activations,
 /// `sequence_lens`, both layouts; outputs Y, Y_h, Y_c each optional.
 final class LSTMKernel: Kernel {
+    /// Attributes shared with GRU.
     let config: RecurrentConfig
     /// `input_forget`: the forget gate is `1 - i`.
     let inputForget: Bool
@@ -346,6 +349,7 @@ final class LSTMKernel: Kernel {
 /// GRU (ONNX gate order z, r, h): `linear_before_reset` 0 and 1, `clip`, per-direction activations,
 /// `sequence_lens`, both layouts; outputs Y and Y_h, each optional.
 final class GRUKernel: Kernel {
+    /// Attributes shared with LSTM.
     let config: RecurrentConfig
     /// `linear_before_reset`: the reset gate multiplies `H·Rhᵀ + Rbh` rather than `H` before the product.
     let linearBeforeReset: Bool

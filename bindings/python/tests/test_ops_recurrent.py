@@ -293,8 +293,14 @@ def test_activations_once_for_both_directions():
         assert_close(got[name], ref[name].astype(np.float32), name)
 
 
-@pytest.mark.parametrize("change", ["direction", "hidden_size", "W", "lens", "layout_opset13", "activation"])
-def test_errors(change):
+INVALID_ARGUMENT, SHAPE_MISMATCH = 1, 4  # lathe.h status codes
+
+
+@pytest.mark.parametrize("change,status,words", [
+    ("direction", INVALID_ARGUMENT, "direction"), ("hidden_size", SHAPE_MISMATCH, "W must have shape"),
+    ("W", SHAPE_MISMATCH, "W must have shape"), ("lens", INVALID_ARGUMENT, "sequence_lens"),
+    ("layout_opset13", INVALID_ARGUMENT, "opset 14"), ("activation", INVALID_ARGUMENT, "Swish")])
+def test_errors(change, status, words):
     case = make_case("LSTM", "forward", 0, True, 0, 2)
     inputs = make_inputs(case, 19)
     if change == "direction":
@@ -311,5 +317,7 @@ def test_errors(change):
     elif change == "activation":
         case["attrs"]["activations"] = ["Sigmoid", "Tanh", "Swish"]
     data, feeds = build(case, inputs, 0, ["Y", "Y_h", "Y_c"])
-    with pytest.raises(lathe.LatheError):
+    with pytest.raises(lathe.LatheError) as info:
         lathe.Model(data).predict(dict(feeds))
+    assert int(info.value.status) == status
+    assert words in str(info.value)
