@@ -1,4 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LatheCore
+import LatheONNX
 
 /// Per-epoch results of `fit`: `"loss"`, each metric's name, and `"val_"`-prefixed ones with validation data.
 public struct History: Sendable {
@@ -259,4 +263,20 @@ func firstNonFinite(_ t: Tensor) -> Int? {
     guard t.dtype == .float32 else { return nil }
     for i in 0..<t.count where !t.floats[i].isFinite { return i }
     return nil
+}
+
+extension Sequential {
+    /// The trained model as ONNX bytes: the inference graph (Dropout removed), channels-last input.
+    public func onnxBytes() throws -> [UInt8] {
+        try ONNXExporter.modelBytes(build(), producer: "lathe.train")
+    }
+
+    /// Writes `onnxBytes()` to `path`.
+    /// - Throws: `.io` when the file cannot be written.
+    public func save(_ path: String) throws {
+        let bytes = try onnxBytes()
+        guard let file = fopen(path, "wb") else { throw LatheError(.io, "cannot open '\(path)' for writing") }
+        defer { fclose(file) }
+        guard fwrite(bytes, 1, bytes.count, file) == bytes.count else { throw LatheError(.io, "cannot write '\(path)'") }
+    }
 }
