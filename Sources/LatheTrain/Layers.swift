@@ -4,7 +4,7 @@ import Glibc
 import LatheCore
 
 /// An elementwise (or, for softmax, last-axis) activation, as Keras names them.
-public enum Activation: Sendable, Equatable {
+public enum ActivationFunction: Sendable, Equatable {
     case linear, relu, sigmoid, tanh, softmax
     case leakyRelu(alpha: Float = 0.3)
 
@@ -111,7 +111,7 @@ public struct GraphBuilder {
     }
 
     /// Appends an activation node (none for `.linear`).
-    mutating func activate(_ v: LayerValue, _ activation: Activation, _ name: String) -> LayerValue {
+    mutating func activate(_ v: LayerValue, _ activation: ActivationFunction, _ name: String) -> LayerValue {
         var out = v
         switch activation {
         case .linear: return v
@@ -141,12 +141,12 @@ extension Layer {
 /// Fully connected: `y = activation(x · kernel + bias)`, kernel `[in, units]` (as in Keras), over `[N, in]`.
 public struct Dense: Layer {
     public let units: Int
-    public let activation: Activation
+    public let activation: ActivationFunction
     public let useBias: Bool
     public let kernelInitializer: Initializer
     public let inputShape: [Int]?
 
-    public init(_ units: Int, activation: Activation = .linear, useBias: Bool = true,
+    public init(_ units: Int, activation: ActivationFunction = .linear, useBias: Bool = true,
                 kernelInitializer: Initializer = .glorotUniform, inputShape: [Int]? = nil) {
         self.units = units
         self.activation = activation
@@ -177,12 +177,12 @@ public struct Conv2D: Layer {
     public let kernelSize: (Int, Int)
     public let strides: (Int, Int)
     public let padding: String
-    public let activation: Activation
+    public let activation: ActivationFunction
     public let kernelInitializer: Initializer
     public let inputShape: [Int]?
 
     public init(_ filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1), padding: String = "valid",
-                activation: Activation = .linear, kernelInitializer: Initializer = .glorotUniform, inputShape: [Int]? = nil) {
+                activation: ActivationFunction = .linear, kernelInitializer: Initializer = .glorotUniform, inputShape: [Int]? = nil) {
         self.filters = filters
         self.kernelSize = kernelSize
         self.strides = strides
@@ -321,10 +321,10 @@ public struct Dropout: Layer {
 }
 
 /// A standalone activation.
-public struct ActivationLayer: Layer {
-    public let activation: Activation
+public struct Activation: Layer {
+    public let activation: ActivationFunction
 
-    public init(_ activation: Activation) { self.activation = activation }
+    public init(_ activation: ActivationFunction) { self.activation = activation }
 
     public func build(_ b: inout GraphBuilder, _ input: LayerValue) throws -> LayerValue {
         guard activation != .softmax || !input.channelsFirst else {

@@ -101,6 +101,18 @@ public final class Sequential {
         }
     }
 
+    /// `compile` with Keras names: `compile(optimizer: "adam", loss: "sparse_categorical_crossentropy", metrics: ["accuracy"])`.
+    /// - Throws: `.invalidArgument` naming an unknown optimizer, loss or metric.
+    public func compile(optimizer: String, loss: String, metrics: [String] = []) throws {
+        guard let o = Optimizer(kerasName: optimizer) else { throw LatheError.invalid("unknown optimizer '\(optimizer)' (sgd, adam, adamw, rmsprop)") }
+        guard let l = Loss(kerasName: loss) else { throw LatheError.invalid("unknown loss '\(loss)'") }
+        let m = try metrics.map { name in
+            guard let metric = Metric(kerasName: name) else { throw LatheError.invalid("unknown metric '\(name)'") }
+            return metric
+        }
+        try compile(optimizer: o, loss: l, metrics: m)
+    }
+
     /// Trains the model.
     /// - Parameters:
     ///   - validationData: evaluated after every epoch; takes precedence over `validationSplit`.

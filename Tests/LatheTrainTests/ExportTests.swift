@@ -57,7 +57,7 @@ import LatheONNX
     @Test func globalPoolingRoundTrip() throws {
         let data = try defectImages(count: 32, seed: 9)
         let model = Sequential([Conv2D(5, kernelSize: (3, 3), activation: .leakyRelu(alpha: 0.1), inputShape: [8, 8, 1]),
-                                GlobalAveragePooling2D(), Dense(3), ActivationLayer(.softmax)], seed: 4)
+                                GlobalAveragePooling2D(), Dense(3), Activation(.softmax)], seed: 4)
         try model.compile(optimizer: .adamW(learningRate: 0.01), loss: .sparseCategoricalCrossentropy())
         try roundTrip(model, name: "gap", x: data.x, y: data.y)
     }

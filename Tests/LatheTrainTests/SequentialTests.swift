@@ -94,6 +94,14 @@ func weightBits(_ model: Sequential) -> [String: [UInt32]] {
         for r in 0..<5 { #expect(abs((0..<3).map { prediction.floats[r * 3 + $0] }.reduce(0, +) - 1) < 1e-5) }
     }
 
+    @Test func kerasNamesCompile() throws {
+        let model = Sequential([Dense(4, activation: .relu, inputShape: [3]), Dense(2, activation: .softmax)])
+        try model.compile(optimizer: "adam", loss: "sparse_categorical_crossentropy", metrics: ["accuracy"])
+        #expect(model.loss == .sparseCategoricalCrossentropy() && model.metrics == [.accuracy])
+        #expect(model.optimizer?.algorithm == .adam() && model.optimizer?.learningRate == 0.001)
+        #expect { try model.compile(optimizer: "adam", loss: "hinge") } throws: { "\($0)".contains("unknown loss 'hinge'") }
+    }
+
     @Test func mismatchedSampleCountsAreRejected() throws {
         let model = try smallCNN(seed: 0)
         let data = try defectImages(count: 10, seed: 1)
