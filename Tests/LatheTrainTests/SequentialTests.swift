@@ -78,6 +78,47 @@ func weightBits(_ model: Sequential) -> [String: [UInt32]] {
         #expect(weightBits(other) != trained[0])
     }
 
+    /// The whole training path — channels-last input Transpose, Conv, pooling, Flatten's transpose, Dense,
+    /// and softmax fused with the cross-entropy — against finite differences of the loss computed from
+    /// `predict`'s probabilities: one SGD step with learning rate 1 on one full batch moves each weight by
+    /// −dLoss/dWeight. Central differences, eps 1e-2; tolerance 1e-2 · max(1, max |gradient|).
+    @Test func fusedTrainingGradientMatchesFiniteDifferences() throws {
+        let data = try defectImages(count: 6, seed: 12)
+        let x = try rows(data.x, [0, 1, 2, 3, 4, 5])
+        let model = Sequential([Conv2D(2, kernelSize: (3, 3), padding: "same", activation: .tanh, inputShape: [8, 8, 1]),
+                                AveragePooling2D((2, 2), strides: (2, 2)), Conv2D(2, kernelSize: (2, 2), strides: (2, 2)),
+                                Flatten(), Dense(3, activation: .softmax)], seed: 6)
+        try model.compile(optimizer: .sgd(learningRate: 1), loss: .sparseCategoricalCrossentropy())
+        func loss() throws -> Double {
+            try Loss.sparseCategoricalCrossentropy().compute(prediction: try model.predict(x), target: data.y)
+        }
+        // The fused loss (from logits) equals the loss from the probabilities.
+        #expect(abs(try model.evaluate(x: x, y: data.y)["loss"]! - (try loss())) < 1e-5)
+        let before = model.weights.mapValues { $0.floatArray() }
+        var numeric: [String: [Float]] = [:]
+        let eps: Float = 1e-2
+        for name in model.trainableWeights {
+            let w = model.weights[name]!
+            numeric[name] = try (0..<w.count).map { i in
+                let saved = w.floats[i]
+                w.floats[i] = saved + eps
+                let plus = try loss()
+                w.floats[i] = saved - eps
+                let minus = try loss()
+                w.floats[i] = saved
+                return Float((plus - minus) / (2 * Double(eps)))
+            }
+        }
+        try model.fit(x: x, y: data.y, epochs: 1, batchSize: 6, shuffle: false)
+        for name in model.trainableWeights {
+            let analytic = zip(before[name]!, model.weights[name]!.floatArray()).map { $0 - $1 }
+            let scale = max(1, analytic.map(abs).max()!)
+            let error = zip(analytic, numeric[name]!).map { abs($0 - $1) }.max()!
+            #expect(error <= 1e-2 * scale, "\(name): max |numeric − analytic| = \(error)")
+            #expect(analytic.contains { $0 != 0 }, "\(name) did not move")
+        }
+    }
+
     @Test func kerasShapesAndLayout() throws {
         let model = try smallCNN(seed: 0)
         let graph = try model.build()
