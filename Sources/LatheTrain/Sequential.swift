@@ -36,7 +36,9 @@ public final class Sequential {
     private var engine: GradientEngine?
     /// Where back-propagation starts when the loss is fused with the final activation.
     private var lossInput: String?
-    private var registry: OpRegistry
+    private let registry: OpRegistry
+    /// Batch inputs, targets and loss gradients by role and shape, reused so steady-state steps do not allocate them.
+    private var scratch: [String: Tensor] = [:]
 
     /// A model of `layers`; `inputShape` (without the batch axis) may instead come from the first layer.
     public init(_ layers: [any Layer] = [], inputShape: [Int]? = nil, seed: UInt64 = 0,
@@ -162,7 +164,7 @@ public final class Sequential {
             for batch in 0..<batches {
                 let where_ = "epoch \(epoch), batch \(batch + 1) of \(batches)"
                 let indices = Array(order[(batch * batchSize)..<min((batch + 1) * batchSize, trainCount)])
-                let xb = try rows(x, indices), yb = try rows(y, indices)
+                let xb = try gather(x, indices, role: "x"), yb = try gather(y, indices, role: "y")
                 if let bad = firstNonFinite(xb) {
                     throw LatheError.invalid("\(where_): input of sample \(indices[bad / max(xb.count / indices.count, 1)]) is not finite (NaN or infinity); weights kept from the last good step")
                 }
@@ -246,10 +248,27 @@ public final class Sequential {
     private func lossAndBackward(_ engine: GradientEngine, _ loss: Loss, output: Tensor, target: Tensor) throws -> Double {
         let start = lossInput ?? graph!.outputs[0].name
         let prediction = lossInput.map { engine.value($0)! } ?? output
-        let seed = try Tensor(.float32, shape: prediction.shape)
+        let seed = try buffer("seed", .float32, prediction.shape)
         let value = try (lossInput == nil ? loss : loss.onLogits).compute(prediction: prediction, target: target, gradient: seed)
         try engine.backward(seeds: [start: seed])
         return value
+    }
+
+    /// A reusable tensor for `role` of this dtype and shape (contents left from its previous use).
+    private func buffer(_ role: String, _ dtype: DType, _ shape: [Int]) throws -> Tensor {
+        let key = "\(role)\(dtype)\(shape)"
+        if let t = scratch[key] { return t }
+        let t = try Tensor(dtype, shape: shape)
+        scratch[key] = t
+        return t
+    }
+
+    /// The samples `indices` of `t`, copied into the reusable buffer for `role`.
+    private func gather(_ t: Tensor, _ indices: [Int], role: String) throws -> Tensor {
+        let out = try buffer(role, t.dtype, [indices.count] + t.shape.dropFirst())
+        let rowBytes = t.shape.dropFirst().reduce(1, *) * t.dtype.size
+        for (i, r) in indices.enumerated() { (out.bytes + i * rowBytes).copyMemory(from: t.bytes + r * rowBytes, byteCount: rowBytes) }
+        return out
     }
 
     /// Throws unless `x` and `y` hold the same number of samples.
