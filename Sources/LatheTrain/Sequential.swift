@@ -216,9 +216,9 @@ public final class Sequential {
         var totals = [(Double, Double)](repeating: (0, 0), count: metrics.count)
         for start in stride(from: 0, to: n, by: batchSize) {
             let indices = Array(start..<min(start + batchSize, n))
-            let xb = try rows(x, indices), yb = try rows(y, indices)
+            let xb = try gather(x, indices, role: "x"), yb = try gather(y, indices, role: "y")
             let output = try engine.forward(["input": xb], training: false)[0]
-            let prediction = try lossInput.map { try engine.value($0)! } ?? output
+            let prediction = lossInput.map { engine.value($0)! } ?? output
             lossSum += try (lossInput == nil ? loss : loss.onLogits).compute(prediction: prediction, target: yb) * Double(indices.count)
             for (m, metric) in metrics.enumerated() { metric.accumulate(prediction: output, target: yb, loss: loss, into: &totals[m]) }
         }
@@ -236,7 +236,7 @@ public final class Sequential {
         var result: Tensor?
         for start in stride(from: 0, to: n, by: batchSize) {
             let indices = Array(start..<min(start + batchSize, n))
-            let output = try engine.forward(["input": try rows(x, indices)], training: false)[0]
+            let output = try engine.forward(["input": try gather(x, indices, role: "x")], training: false)[0]
             if result == nil { result = try Tensor(.float32, shape: [n] + output.shape.dropFirst()) }
             let rowSize = output.count / indices.count
             (result!.floats + start * rowSize).update(from: output.floats, count: output.count)
