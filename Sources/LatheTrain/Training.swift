@@ -48,6 +48,8 @@ public enum TrainingOps {
         try ShapeGradients.register(into: registry)
         try ConvGradients.register(into: registry)
         try PoolingGradients.register(into: registry)
+        try RecurrentGradients.register(into: registry)
+        try NormalizationGradients.register(into: registry)
     }
 
     /// A fresh op table with the built-in ops and their gradients.
