@@ -31,6 +31,9 @@ public enum Initializer: Sendable, Equatable {
     /// Uniform in ±sqrt(6 / fanIn).
     case heUniform
     case zeros
+    /// A (semi-)orthogonal matrix over the last two axes, as Keras's `orthogonal` (recurrent kernels):
+    /// the columns (or rows, whichever are fewer) are orthonormal.
+    case orthogonal
 
     /// A tensor of `shape` filled from `rng`.
     func make(_ shape: [Int], fanIn: Int, fanOut: Int, _ rng: inout SeededGenerator) throws -> Tensor {
@@ -38,6 +41,7 @@ public enum Initializer: Sendable, Equatable {
         let p = t.floats
         switch self {
         case .zeros: break
+        case .orthogonal: fillOrthogonal(p, shape, &rng)
         case .glorotUniform:
             let limit = (6 / Float(max(fanIn + fanOut, 1))).squareRoot()
             for i in 0..<t.count { p[i] = rng.uniform(-limit, limit) }
