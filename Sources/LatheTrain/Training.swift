@@ -32,6 +32,7 @@ import LatheOps
 // layout): the graph starts with a Transpose to NCHW and `Flatten` transposes back to NHWC order first,
 // so a flattened feature vector (and hence every Dense kernel) means what it means in Keras. Kernels are
 // stored in ONNX layout: Dense `[in, out]` (as Keras), Conv2D `[filters, C, kh, kw]` (Keras: `[kh, kw, C, filters]`).
+// Sequences are `[N, T, F]` as in Keras; LSTM/GRU run time-major between Transposes (`SequenceLayers.swift`).
 //
 // **Reproducibility.** One `SeededGenerator` (SplitMix64) seeded from the model's seed initializes the
 // weights; `fit`'s seed drives shuffling and dropout masks. Single-threaded runs are bit-for-bit repeatable.

@@ -56,20 +56,20 @@ func degradationWindows(count: Int, steps: Int, features: Int, seed: UInt64) thr
     }
 
     /// The predictive-maintenance stack LSTM(rs) → Dropout → LSTM(rs) → Dropout → LSTM → Dropout → Dense(1),
-    /// shrunk to 12 units and windows of 12×4 for debug-build speed, learns remaining useful life with MSE:
-    /// held-out RMSE ≤ 0.08 (targets spread uniformly over [0, 0.9], std ≈ 0.26; an untrained model ≈ 0.3+).
+    /// shrunk to 16 units and windows of 30×8 for debug-build speed, learns remaining useful life with MSE:
+    /// held-out RMSE ≤ 0.05 (targets spread uniformly over [0, 0.9], std ≈ 0.26; an untrained model ≈ 0.3+).
     @Test func lstmStackLearnsRemainingUsefulLife() throws {
-        let train = try degradationWindows(count: 384, steps: 12, features: 4, seed: 1)
-        let test = try degradationWindows(count: 128, steps: 12, features: 4, seed: 2)
-        let model = Sequential([LSTM(12, returnSequences: true, inputShape: [12, 4]), Dropout(0.2),
-                                LSTM(12, returnSequences: true), Dropout(0.2),
-                                LSTM(12), Dropout(0.2), Dense(1)], seed: 7)
+        let train = try degradationWindows(count: 384, steps: 30, features: 8, seed: 1)
+        let test = try degradationWindows(count: 128, steps: 30, features: 8, seed: 2)
+        let model = Sequential([LSTM(16, returnSequences: true, inputShape: [30, 8]), Dropout(0.2),
+                                LSTM(16, returnSequences: true), Dropout(0.2),
+                                LSTM(16), Dropout(0.2), Dense(1)], seed: 7)
         try model.compile(optimizer: .adam(learningRate: 0.01), loss: .meanSquaredError)
         let before = try rmse(model, test.x, test.y)
         let history = try model.fit(x: train.x, y: train.y, epochs: 12, batchSize: 32, seed: 3)
         let after = try rmse(model, test.x, test.y)
         print("LSTM stack RUL: held-out RMSE \(before) → \(after); loss per epoch \(history["loss"])")
-        #expect(after <= 0.08, "held-out RMSE \(after) (before training \(before))")
+        #expect(after <= 0.05, "held-out RMSE \(after) (before training \(before))")
         try exportRoundTrip(model, name: "lstm_stack", x: test.x)
     }
 
