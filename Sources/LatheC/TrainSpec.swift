@@ -118,6 +118,12 @@ struct ConfigReader {
         return d
     }
 
+    /// The number at `key`, or nil when absent or null.
+    mutating func optionalDouble(_ key: String) throws -> Double? {
+        guard members[key] != nil && members[key] != .null else { used.insert(key); return nil }
+        return try double(key)
+    }
+
     mutating func int(_ key: String, _ fallback: Int? = nil) throws -> Int {
         guard let value = take(key) else {
             guard let fallback else { throw fail(key, "is required") }
@@ -287,9 +293,9 @@ func makeOptimizer(_ text: String) throws -> Optimizer {
     default:
         throw LatheError.invalid("unknown optimizer class '\(className)' (SGD, Adam, AdamW, RMSprop)")
     }
-    let rate = c.members["lr"] != nil && c.members["learning_rate"] == nil ? try c.double("lr") : try c.double("learning_rate", defaultRate)
+    let rate = try c.optionalDouble("learning_rate") ?? c.optionalDouble("lr") ?? defaultRate
     guard rate > 0 else { throw c.fail("learning_rate", "must be positive") }
-    let clip = c.members["global_clipnorm"] == nil ? nil : try c.double("global_clipnorm")
+    let clip = try c.optionalDouble("global_clipnorm")
     if className.lowercased() != "adamw" { try c.requireDefault("weight_decay", .number(0)) }
     try c.requireDefault("use_ema", .bool(false))
     try c.finish()
