@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "Lathe", dependencies: ["LatheCore", "LatheOps", "LatheONNX"]),
         .target(
             name: "LatheC",
-            dependencies: ["Lathe", "CLathe", "CLatheShims"],
+            dependencies: ["Lathe", "LatheTrain", "CLathe", "CLatheShims"],
             linkerSettings: [.unsafeFlags([
                 "-Xlinker", "--version-script=\(Context.packageDirectory)/lathe.map",
                 "-Xlinker", "-soname=liblathe.so",

@@ -247,4 +247,7 @@ lathe_status lathe_session_get_output_dlpack(lathe_session *session, const char 
 /* Custom ops, plugins, foreign kernels and the registry listing. */
 #include "lathe_plugin.h"
 
+/* Training Keras-style models. */
+#include "lathe_train.h"
+
 #endif /* LATHE_H */

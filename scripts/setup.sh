@@ -11,9 +11,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check "numpy>=1.26" "onnx==1.22.0" "onnxruntime>=1.20" "pytest>=8"
+python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check "numpy>=1.26" "onnx==1.22.0" "onnxruntime>=1.20" "pytest>=8" "scikit-learn>=1.3"
 import importlib, sys
-need = {"numpy": None, "onnx": "1.22.0", "onnxruntime": None, "pytest": None}
+need = {"numpy": None, "onnx": "1.22.0", "onnxruntime": None, "pytest": None, "sklearn": None}
 for name, version in need.items():
     module = importlib.import_module(name)
     if version and module.__version__ != version:

@@ -1,0 +1,323 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLathe
+import Lathe
+import LatheTrain
+
+/// What `lathe_sequential*` points at: the model plus the JSON strings handed out, each valid until replaced.
+final class SequentialHandle {
+    let model: Sequential
+    let spec: ModelSpec
+    /// Returned strings by role ("history", "evaluate", "summary"), freed when replaced or with the handle.
+    private var strings: [String: UnsafeMutablePointer<CChar>] = [:]
+
+    init(_ spec: ModelSpec) throws {
+        guard let shape = spec.inputShape else {
+            throw LatheError.invalid("spec: the model needs an input shape (\"input_shape\" at the top or on the first layer, or an InputLayer)")
+        }
+        self.spec = spec
+        model = Sequential(spec.layers.map(\.layer), inputShape: shape, seed: spec.seed)
+        do {
+            try model.build()
+        } catch let error as LatheError {
+            throw SequentialHandle.locate(error, spec, shape)
+        }
+    }
+
+    deinit { for p in strings.values { p.deallocate() } }
+
+    /// `error` from building the whole model, prefixed with the first layer whose addition fails.
+    private static func locate(_ error: LatheError, _ spec: ModelSpec, _ shape: [Int]) -> LatheError {
+        for end in 1...max(spec.layers.count, 1) where end <= spec.layers.count {
+            let probe = Sequential(spec.layers[..<end].map(\.layer), inputShape: shape, seed: spec.seed)
+            do { try probe.build() } catch let e as LatheError {
+                let (_, className, name) = spec.layers[end - 1]
+                return LatheError(e.status, "layer \(end - 1) (\(className) '\(name)'): \(e.message)")
+            } catch { break }
+        }
+        return error
+    }
+
+    /// Keeps `text` as the string for `role`, returning its C pointer.
+    func keep(_ text: String, as role: String) -> UnsafePointer<CChar> {
+        strings[role]?.deallocate()
+        let p = cString(text)
+        strings[role] = p
+        return UnsafePointer(p)
+    }
+
+    /// The input shape without the batch axis.
+    var inputShape: [Int] { model.declaredInputShape ?? [] }
+
+    /// The output shape without the batch axis.
+    var outputShape: [Int] { (model.graph?.outputs[0].dims ?? []).dropFirst().map { $0.value ?? 0 } }
+
+    /// Throws `.shapeMismatch` unless `x` is `[N] + inputShape`.
+    func checkInput(_ x: Tensor, _ role: String) throws {
+        guard Array(x.shape.dropFirst()) == inputShape else {
+            throw LatheError.shape("\(role) has shape \(x.shape) but the model takes [N] + \(inputShape) (channels-last)")
+        }
+    }
+
+    static func from(_ pointer: OpaquePointer?) throws -> SequentialHandle {
+        Unmanaged<SequentialHandle>.fromOpaque(UnsafeRawPointer(try required(pointer, "model"))).takeUnretainedValue()
+    }
+}
+
+/// A float32 tensor copied from rows `rows` of a caller's row-major buffer of shape `shape[0..<rank]`.
+private func floatTensor(_ data: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?, _ rank: Int, _ name: String,
+                         rows: Range<Int>? = nil) throws -> Tensor {
+    guard rank >= 1 && rank <= 8 else { throw LatheError.invalid("\(name): rank \(rank) out of range (1...8; the first axis is the samples)") }
+    let shapePointer = try required(shape, "\(name)_shape")
+    let dims = (0..<rank).map { Int(shapePointer[$0]) }
+    guard dims.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }) else { throw LatheError.shape("\(name): bad shape \(dims)") }
+    let rows = rows ?? 0..<dims[0]
+    let rowSize = dims.dropFirst().reduce(1, *)
+    let tensor = try Tensor(.float32, shape: [rows.count] + dims.dropFirst())
+    if tensor.count > 0 {
+        tensor.floats.update(from: try required(data, name) + rows.lowerBound * rowSize, count: tensor.count)
+    }
+    return tensor
+}
+
+/// Samples in a caller's buffer (its first dimension).
+private func sampleCount(_ shape: UnsafePointer<Int64>?, _ rank: Int, _ name: String) throws -> Int {
+    guard rank >= 1 else { throw LatheError.invalid("\(name): rank \(rank) out of range (1...8; the first axis is the samples)") }
+    return Int(try required(shape, "\(name)_shape")[0])
+}
+
+/// A history or logs dictionary as a JSON object.
+private func jsonObject(_ values: [String: Double]) -> String {
+    JSON.object(values.mapValues(JSON.number)).text
+}
+
+/// A seed for epoch `epoch` of a run seeded with `seed` (so each epoch shuffles differently, reproducibly).
+private func epochSeed(_ seed: UInt64, _ epoch: Int) -> UInt64 {
+    var generator = SeededGenerator(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
+    return generator.next()
+}
+
+@c @implementation
+public func lathe_sequential_create(_ spec_json: UnsafePointer<CChar>!, _ out_model: UnsafeMutablePointer<OpaquePointer?>!) -> lathe_status {
+    wrap {
+        let text = try string(spec_json, "spec_json")
+        let out = try required(out_model, "out_model")
+        let handle = try SequentialHandle(try ModelSpec(json: text))
+        out.pointee = OpaquePointer(Unmanaged.passRetained(handle).toOpaque())
+    }
+}
+
+@c @implementation
+public func lathe_sequential_free(_ model: OpaquePointer!) {
+    guard let model else { return }
+    Unmanaged<SequentialHandle>.fromOpaque(UnsafeRawPointer(model)).release()
+}
+
+@c @implementation
+public func lathe_sequential_compile(_ model: OpaquePointer!, _ optimizer: UnsafePointer<CChar>!, _ loss: UnsafePointer<CChar>!,
+                                     _ metrics: UnsafePointer<UnsafePointer<CChar>?>!, _ metric_count: Int) -> lathe_status {
+    wrap {
+        let handle = try SequentialHandle.from(model)
+        let optimizer = try makeOptimizer(try string(optimizer, "optimizer"))
+        let loss = try makeLoss(try string(loss, "loss"))
+        guard metric_count >= 0 && metric_count < 64 else { throw LatheError.invalid("metric_count \(metric_count) out of range") }
+        let names = try (0..<metric_count).map { try string(try required(metrics, "metrics")[$0], "metrics[\($0)]") }
+        let chosen = try names.map { name in
+            guard let metric = Metric(kerasName: name) else {
+                throw LatheError.invalid("unknown metric '\(name)' (accuracy, binary_accuracy, mae, rmse)")
+            }
+            return metric
+        }
+        try handle.model.compile(optimizer: optimizer, loss: loss, metrics: chosen)
+    }
+}
+
+@c @implementation
+public func lathe_sequential_fit(_ model: OpaquePointer!,
+                                 _ x: UnsafePointer<Float>!, _ x_shape: UnsafePointer<Int64>!, _ x_rank: Int,
+                                 _ y: UnsafePointer<Float>!, _ y_shape: UnsafePointer<Int64>!, _ y_rank: Int,
+                                 _ x_val: UnsafePointer<Float>!, _ x_val_shape: UnsafePointer<Int64>!, _ x_val_rank: Int,
+                                 _ y_val: UnsafePointer<Float>!, _ y_val_shape: UnsafePointer<Int64>!, _ y_val_rank: Int,
+                                 _ epochs: Int32, _ batch_size: Int32, _ validation_split: Double, _ shuffle: Int32,
+                                 _ seed: UInt64, _ on_epoch_end: lathe_epoch_callback!, _ user_data: UnsafeMutableRawPointer!,
+                                 _ out_history_json: UnsafeMutablePointer<UnsafePointer<CChar>?>!) -> lathe_status {
+    wrap {
+        let handle = try SequentialHandle.from(model)
+        guard handle.model.loss != nil else { throw LatheError(.invalidState, "call lathe_sequential_compile before fit") }
+        guard epochs >= 0, batch_size > 0 else { throw LatheError.invalid("epochs must be >= 0 and batch_size > 0, got \(epochs) and \(batch_size)") }
+        guard validation_split >= 0 && validation_split < 1 else {
+            throw LatheError.invalid("validation_split must be in [0, 1), got \(validation_split)")
+        }
+        let n = try sampleCount(x_shape, x_rank, "x"), ny = try sampleCount(y_shape, y_rank, "y")
+        guard n == ny else { throw LatheError.shape("x has \(n) samples but y has \(ny)") }
+        // Keras holds out the last samples, before shuffling.
+        let held = x_val == nil ? Int(Double(n) * validation_split) : 0
+        let xTrain = try floatTensor(x, x_shape, x_rank, "x", rows: 0..<(n - held))
+        let yTrain = try floatTensor(y, y_shape, y_rank, "y", rows: 0..<(n - held))
+        try handle.checkInput(xTrain, "x")
+        var validation: (x: Tensor, y: Tensor)?
+        if x_val != nil || y_val != nil {
+            let xv = try floatTensor(x_val, x_val_shape, x_val_rank, "x_val"), yv = try floatTensor(y_val, y_val_shape, y_val_rank, "y_val")
+            guard xv.shape[0] == yv.shape[0] else { throw LatheError.shape("x_val has \(xv.shape[0]) samples but y_val has \(yv.shape[0])") }
+            try handle.checkInput(xv, "x_val")
+            validation = (xv, yv)
+        } else if held > 0 {
+            validation = (try floatTensor(x, x_shape, x_rank, "x", rows: (n - held)..<n),
+                          try floatTensor(y, y_shape, y_rank, "y", rows: (n - held)..<n))
+        }
+        var history: [String: [Double]] = [:]
+        for epoch in 0..<Int(epochs) {
+            let record: [String: Double]
+            do {
+                record = try handle.model.fit(x: xTrain, y: yTrain, epochs: 1, batchSize: Int(batch_size), validationData: validation,
+                                              shuffle: shuffle != 0, seed: epochSeed(seed, epoch)).epochs[0]
+            } catch let error as LatheError where error.message.hasPrefix("epoch 1, ") {
+                throw LatheError(error.status, "epoch \(epoch + 1)" + error.message.dropFirst("epoch 1".count))
+            }
+            for (key, value) in record { history[key, default: []].append(value) }
+            if let on_epoch_end {
+                let logs = jsonObject(record)
+                let stop = logs.withCString { on_epoch_end(user_data, Int32(epoch), $0) }
+                if stop != 0 { break }
+            }
+        }
+        let text = JSON.object(history.mapValues { .array($0.map(JSON.number)) }).text
+        let kept = handle.keep(text, as: "history")
+        out_history_json?.pointee = kept
+    }
+}
+
+@c @implementation
+public func lathe_sequential_evaluate(_ model: OpaquePointer!,
+                                      _ x: UnsafePointer<Float>!, _ x_shape: UnsafePointer<Int64>!, _ x_rank: Int,
+                                      _ y: UnsafePointer<Float>!, _ y_shape: UnsafePointer<Int64>!, _ y_rank: Int,
+                                      _ batch_size: Int32, _ out_logs_json: UnsafeMutablePointer<UnsafePointer<CChar>?>!) -> lathe_status {
+    wrap {
+        let handle = try SequentialHandle.from(model)
+        let out = try required(out_logs_json, "out_logs_json")
+        let n = try sampleCount(x_shape, x_rank, "x"), ny = try sampleCount(y_shape, y_rank, "y")
+        guard n == ny else { throw LatheError.shape("x has \(n) samples but y has \(ny)") }
+        let xt = try floatTensor(x, x_shape, x_rank, "x")
+        try handle.checkInput(xt, "x")
+        let logs = try handle.model.evaluate(x: xt, y: try floatTensor(y, y_shape, y_rank, "y"), batchSize: Int(batch_size))
+        out.pointee = handle.keep(jsonObject(logs), as: "evaluate")
+    }
+}
+
+@c @implementation
+public func lathe_sequential_predict(_ model: OpaquePointer!, _ x: UnsafePointer<Float>!, _ x_shape: UnsafePointer<Int64>!, _ x_rank: Int,
+                                     _ batch_size: Int32, _ out: UnsafeMutablePointer<Float>!, _ out_count: Int) -> lathe_status {
+    wrap {
+        let handle = try SequentialHandle.from(model)
+        let xt = try floatTensor(x, x_shape, x_rank, "x")
+        try handle.checkInput(xt, "x")
+        let expected = xt.shape[0] * handle.outputShape.reduce(1, *)
+        guard out_count == expected else {
+            throw LatheError.shape("out_count is \(out_count) but \(xt.shape[0]) samples of output shape \(handle.outputShape) need \(expected) floats")
+        }
+        guard expected > 0 else { return }
+        let out = try required(out, "out")
+        let result = try handle.model.predict(xt, batchSize: Int(batch_size))
+        out.update(from: result.floats, count: expected)
+    }
+}
+
+@c @implementation
+public func lathe_sequential_summary(_ model: OpaquePointer!, _ out_json: UnsafeMutablePointer<UnsafePointer<CChar>?>!) -> lathe_status {
+    wrap {
+        let handle = try SequentialHandle.from(model)
+        let out = try required(out_json, "out_json")
+        func shape(_ dims: [Int]) -> JSON { .array(dims.map { .number(Double($0)) }) }
+        let weights = handle.model.trainableWeights.map { name -> JSON in
+            .object(["name": .string(name), "shape": shape(handle.model.weights[name]?.shape ?? [])])
+        }
+        let layers = handle.spec.layers.map { JSON.object(["class_name": .string($0.className), "name": .string($0.name)]) }
+        let summary = JSON.object(["input_shape": shape(handle.inputShape), "output_shape": shape(handle.outputShape),
+                                   "layers": .array(layers), "weights": .array(weights)])
+        out.pointee = handle.keep(summary.text, as: "summary")
+    }
+}
+
+/// The trainable weights of a model, in order.
+private func parameters(_ handle: SequentialHandle) -> [Tensor] {
+    handle.model.trainableWeights.compactMap { handle.model.weights[$0] }
+}
+
+@c @implementation
+public func lathe_sequential_weight_count(_ model: OpaquePointer!, _ out_count: UnsafeMutablePointer<Int>!) -> lathe_status {
+    wrap {
+        let handle = try SequentialHandle.from(model)
+        try required(out_count, "out_count").pointee = parameters(handle).reduce(0) { $0 + $1.count }
+    }
+}
+
+@c @implementation
+public func lathe_sequential_get_weights(_ model: OpaquePointer!, _ buffer: UnsafeMutablePointer<Float>!, _ count: Int) -> lathe_status {
+    wrap {
+        let tensors = parameters(try SequentialHandle.from(model))
+        let total = tensors.reduce(0) { $0 + $1.count }
+        guard count == total else { throw LatheError.shape("count is \(count) but the model has \(total) weights") }
+        var p = try required(buffer, "buffer")
+        for t in tensors { p.update(from: t.floats, count: t.count); p += t.count }
+    }
+}
+
+@c @implementation
+public func lathe_sequential_set_weights(_ model: OpaquePointer!, _ buffer: UnsafePointer<Float>!, _ count: Int) -> lathe_status {
+    wrap {
+        let tensors = parameters(try SequentialHandle.from(model))
+        let total = tensors.reduce(0) { $0 + $1.count }
+        guard count == total else { throw LatheError.shape("count is \(count) but the model has \(total) weights") }
+        var p = try required(buffer, "buffer")
+        for t in tensors { t.floats.update(from: p, count: t.count); p += t.count }
+    }
+}
+
+@c @implementation
+public func lathe_sequential_set_learning_rate(_ model: OpaquePointer!, _ learning_rate: Double) -> lathe_status {
+    wrap {
+        guard let optimizer = try SequentialHandle.from(model).model.optimizer else {
+            throw LatheError(.invalidState, "call lathe_sequential_compile before setting the learning rate")
+        }
+        guard learning_rate > 0 && learning_rate.isFinite else { throw LatheError.invalid("learning_rate must be positive, got \(learning_rate)") }
+        optimizer.learningRate = Float(learning_rate)
+    }
+}
+
+@c @implementation
+public func lathe_sequential_learning_rate(_ model: OpaquePointer!, _ out_learning_rate: UnsafeMutablePointer<Double>!) -> lathe_status {
+    wrap {
+        guard let optimizer = try SequentialHandle.from(model).model.optimizer else {
+            throw LatheError(.invalidState, "call lathe_sequential_compile before reading the learning rate")
+        }
+        try required(out_learning_rate, "out_learning_rate").pointee = Double(optimizer.learningRate)
+    }
+}
+
+@c @implementation
+public func lathe_sequential_save_onnx(_ model: OpaquePointer!, _ path: UnsafePointer<CChar>!) -> lathe_status {
+    wrap {
+        let handle = try SequentialHandle.from(model)
+        try handle.model.save(try string(path, "path"))
+    }
+}
+
+@c @implementation
+public func lathe_sequential_export_onnx(_ model: OpaquePointer!, _ out_data: UnsafeMutablePointer<UnsafeMutableRawPointer?>!,
+                                         _ out_size: UnsafeMutablePointer<Int>!) -> lathe_status {
+    wrap {
+        let handle = try SequentialHandle.from(model)
+        let outData = try required(out_data, "out_data"), outSize = try required(out_size, "out_size")
+        let bytes = try handle.model.onnxBytes()
+        guard let buffer = malloc(max(bytes.count, 1)) else { throw LatheError(.outOfMemory, "cannot allocate \(bytes.count) bytes") }
+        buffer.copyMemory(from: bytes, byteCount: bytes.count)
+        outData.pointee = buffer
+        outSize.pointee = bytes.count
+    }
+}
+
+@c @implementation
+public func lathe_buffer_free(_ data: UnsafeMutableRawPointer!) {
+    free(data)
+}

@@ -1,0 +1,331 @@
+import Lathe
+import LatheTrain
+
+/// A Sequential model spec read from Keras-style JSON (see include/lathe_train.h).
+struct ModelSpec {
+    /// The layers, each with its Keras class name and layer name (for messages and the summary).
+    var layers: [(layer: any Layer, className: String, name: String)] = []
+    /// The input shape without the batch axis, channels-last.
+    var inputShape: [Int]?
+    /// Seeds the weight initialisation.
+    var seed: UInt64 = 0
+
+    /// The Keras layer classes the training engine builds.
+    static let supportedLayers = ["InputLayer", "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D",
+                                  "GlobalAveragePooling2D", "Flatten", "Dropout", "Activation"]
+
+    /// Reads a spec: `{"layers": [...]}` or Keras's `{"class_name": "Sequential", "config": {"layers": [...]}}`.
+    init(json text: String) throws {
+        let root = try JSON.parse(text)
+        guard case .object = root else { throw LatheError.invalid("spec must be a JSON object with \"layers\"") }
+        let body = root["config"].flatMap { $0["layers"] == nil ? nil : $0 } ?? root
+        if let className = root["class_name"], className != .string("Sequential") {
+            throw LatheError(.unsupportedOp, "spec: only Sequential models are supported, got class_name \(className.text)")
+        }
+        guard case .array(let items)? = body["layers"] else { throw LatheError.invalid("spec needs \"layers\": an array of layers") }
+        if let shape = root["input_shape"] { inputShape = try ConfigReader.shape(shape, "spec: \"input_shape\"") }
+        if inputShape == nil, let shape = body["build_input_shape"], shape != .null {
+            inputShape = Array(try ConfigReader.shape(shape, "spec: \"build_input_shape\"", batchAxis: true))
+        }
+        if let seed = root["seed"] {
+            guard case .number(let s) = seed, s >= 0, s == s.rounded(), s < 0x1p64 else { throw LatheError.invalid("spec: \"seed\" must be a whole number >= 0") }
+            self.seed = UInt64(s)
+        }
+        for (index, item) in items.enumerated() {
+            guard case .string(let className)? = item["class_name"] else {
+                throw LatheError.invalid("layer \(index): needs \"class_name\" (a string)")
+            }
+            var config = ConfigReader(item["config"] ?? .object([:]), where: "layer \(index) (\(className))")
+            let name = try config.string("name", className.lowercased())
+            config.context = "layer \(index) (\(className) '\(name)')"
+            if let shape = try config.inputShape(), inputShape == nil { inputShape = shape }
+            let layer: (any Layer)?
+            switch className {
+            case "InputLayer": layer = nil
+            case "Dense":
+                layer = Dense(try config.int("units"), activation: try config.activation(),
+                              useBias: try config.bool("use_bias", true), kernelInitializer: try config.initializer(.glorotUniform))
+                try config.requireZerosBias()
+            case "Conv2D":
+                layer = Conv2D(try config.int("filters"), kernelSize: try config.pair("kernel_size"),
+                               strides: try config.pair("strides", (1, 1)), padding: try config.padding(),
+                               activation: try config.activation(), kernelInitializer: try config.initializer(.glorotUniform))
+                try config.requireDefault("use_bias", .bool(true))
+                try config.requireDefault("dilation_rate", .number(1), .array([.number(1), .number(1)]))
+                try config.requireDefault("groups", .number(1))
+                try config.requireChannelsLast()
+                try config.requireZerosBias()
+            case "MaxPooling2D", "AveragePooling2D":
+                let size = try config.pair("pool_size", (2, 2))
+                let strides = try config.optionalPair("strides")
+                let padding = try config.padding()
+                try config.requireChannelsLast()
+                layer = className == "MaxPooling2D" ? MaxPooling2D(size, strides: strides, padding: padding)
+                                                    : AveragePooling2D(size, strides: strides, padding: padding)
+            case "GlobalAveragePooling2D":
+                try config.requireChannelsLast()
+                try config.requireDefault("keepdims", .bool(false))
+                layer = GlobalAveragePooling2D()
+            case "Flatten":
+                try config.requireChannelsLast()
+                layer = Flatten()
+            case "Dropout":
+                layer = Dropout(Float(try config.double("rate")))
+                try config.requireDefault("noise_shape", .null)
+            case "Activation":
+                layer = Activation(try config.activation(required: true))
+            default:
+                throw LatheError(.unsupportedOp, "layer \(index) (\(className)): '\(className)' is not supported by Lathe's training engine (supported: \(ModelSpec.supportedLayers.joined(separator: ", ")))")
+            }
+            try config.finish()
+            if let layer { layers.append((layer, className, name)) }
+        }
+    }
+}
+
+/// Reads one Keras config object, remembering which keys were used so that `finish` can reject the rest.
+struct ConfigReader {
+    let members: [String: JSON]
+    /// Names the layer or object in messages.
+    var context: String
+    private var used: Set<String> = []
+
+    /// Keras bookkeeping keys that do not change what is computed.
+    static let ignored: Set<String> = ["name", "trainable", "dtype", "autocast", "sparse", "ragged", "input_dtype",
+                                      "module", "registered_name", "build_config", "is_legacy_optimizer",
+                                      "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor", "reduction"]
+
+    init(_ json: JSON, where context: String) {
+        if case .object(let members) = json { self.members = members } else { self.members = [:] }
+        self.context = context
+    }
+
+    /// The value of `key`, marking it used; nil when absent or null.
+    mutating func take(_ key: String) -> JSON? {
+        used.insert(key)
+        guard let value = members[key], value != .null else { return nil }
+        return value
+    }
+
+    func fail(_ key: String, _ message: String) -> LatheError { LatheError.invalid("\(context): \"\(key)\" \(message)") }
+
+    mutating func double(_ key: String, _ fallback: Double? = nil) throws -> Double {
+        guard let value = take(key) else {
+            guard let fallback else { throw fail(key, "is required") }
+            return fallback
+        }
+        guard case .number(let d) = value, d.isFinite else { throw fail(key, "must be a number, got \(value.text)") }
+        return d
+    }
+
+    /// The number at `key`, or nil when absent or null.
+    mutating func optionalDouble(_ key: String) throws -> Double? {
+        guard members[key] != nil && members[key] != .null else { used.insert(key); return nil }
+        return try double(key)
+    }
+
+    mutating func int(_ key: String, _ fallback: Int? = nil) throws -> Int {
+        guard let value = take(key) else {
+            guard let fallback else { throw fail(key, "is required") }
+            return fallback
+        }
+        guard case .number(let d) = value, d == d.rounded(), abs(d) < 1e9 else { throw fail(key, "must be a whole number, got \(value.text)") }
+        return Int(d)
+    }
+
+    mutating func bool(_ key: String, _ fallback: Bool) throws -> Bool {
+        guard let value = take(key) else { return fallback }
+        guard case .bool(let b) = value else { throw fail(key, "must be true or false, got \(value.text)") }
+        return b
+    }
+
+    mutating func string(_ key: String, _ fallback: String) throws -> String {
+        guard let value = take(key) else { return fallback }
+        guard case .string(let s) = value else { throw fail(key, "must be a string, got \(value.text)") }
+        return s
+    }
+
+    /// An int or a list of two ints (Keras's `kernel_size=3` or `(3, 3)`).
+    mutating func pair(_ key: String, _ fallback: (Int, Int)? = nil) throws -> (Int, Int) {
+        guard let value = try optionalPair(key) else {
+            guard let fallback else { throw fail(key, "is required") }
+            return fallback
+        }
+        return value
+    }
+
+    mutating func optionalPair(_ key: String) throws -> (Int, Int)? {
+        guard let value = take(key) else { return nil }
+        let numbers: [Double]
+        switch value {
+        case .number(let d): numbers = [d, d]
+        case .array(let items): numbers = items.compactMap { if case .number(let d) = $0 { d } else { nil } }
+        default: numbers = []
+        }
+        guard numbers.count == 2, numbers.allSatisfy({ $0 == $0.rounded() && $0 > 0 && $0 < 1e9 }) else {
+            throw fail(key, "must be a positive whole number or a list of two, got \(value.text)")
+        }
+        return (Int(numbers[0]), Int(numbers[1]))
+    }
+
+    mutating func padding() throws -> String {
+        let padding = try string("padding", "valid").lowercased()
+        guard padding == "valid" || padding == "same" else { throw fail("padding", "must be \"valid\" or \"same\", got \"\(padding)\"") }
+        return padding
+    }
+
+    mutating func activation(required: Bool = false) throws -> ActivationFunction {
+        guard let value = take("activation") else {
+            if required { throw fail("activation", "is required") }
+            return .linear
+        }
+        guard case .string(let name) = value else { throw fail("activation", "must be a name, got \(value.text)") }
+        guard let activation = ActivationFunction(kerasName: name) else {
+            throw LatheError(.unsupportedOp, "\(context): activation '\(name)' is not supported (linear, relu, sigmoid, tanh, softmax, leaky_relu)")
+        }
+        return activation
+    }
+
+    mutating func initializer(_ fallback: Initializer) throws -> Initializer {
+        guard let value = take("kernel_initializer") else { return fallback }
+        let name: String
+        switch value {
+        case .string(let s): name = s
+        case .object:
+            guard case .string(let s)? = value["class_name"] else { throw fail("kernel_initializer", "needs a class_name") }
+            name = s
+        default: throw fail("kernel_initializer", "must be a name or {\"class_name\": ...}, got \(value.text)")
+        }
+        switch name {
+        case "glorot_uniform", "GlorotUniform": return .glorotUniform
+        case "he_normal", "HeNormal": return .heNormal
+        case "he_uniform", "HeUniform": return .heUniform
+        case "zeros", "Zeros": return .zeros
+        default: throw LatheError(.unsupportedOp, "\(context): kernel_initializer '\(name)' is not supported (glorot_uniform, he_normal, he_uniform, zeros)")
+        }
+    }
+
+    /// `input_shape` (without the batch axis), `batch_input_shape` / `batch_shape` (with it), or `input_dim`.
+    mutating func inputShape() throws -> [Int]? {
+        if let v = take("input_shape") { return try ConfigReader.shape(v, "\(context): \"input_shape\"") }
+        for key in ["batch_input_shape", "batch_shape"] {
+            if let v = take(key) { return try ConfigReader.shape(v, "\(context): \"\(key)\"", batchAxis: true) }
+        }
+        if let v = take("shape") { return try ConfigReader.shape(v, "\(context): \"shape\"") }
+        if members["input_dim"] != nil { return [try int("input_dim")] }
+        return nil
+    }
+
+    /// Throws `.unsupportedOp` unless `key` is absent, null or one of `defaults` (Keras's default values).
+    mutating func requireDefault(_ key: String, _ defaults: JSON...) throws {
+        guard let value = take(key) else { return }
+        guard defaults.contains(value) else {
+            throw LatheError(.unsupportedOp, "\(context): \(key)=\(value.text) is not supported (only \(defaults.map(\.text).joined(separator: " or ")))")
+        }
+    }
+
+    mutating func requireChannelsLast() throws { try requireDefault("data_format", .string("channels_last")) }
+
+    /// Accepts `bias_initializer` only when it is zeros (the engine's bias start).
+    mutating func requireZerosBias() throws {
+        guard let value = take("bias_initializer") else { return }
+        let name = value["class_name"] ?? value
+        guard name == .string("zeros") || name == .string("Zeros") else {
+            throw LatheError(.unsupportedOp, "\(context): bias_initializer \(value.text) is not supported (only zeros)")
+        }
+    }
+
+    /// Throws for the first key neither used, ignorable nor null: `.unsupportedOp` naming it.
+    func finish() throws {
+        for key in members.keys.sorted() where !used.contains(key) && !ConfigReader.ignored.contains(key) && members[key] != .null {
+            throw LatheError(.unsupportedOp, "\(context): unsupported key \"\(key)\" (= \(members[key]!.text))")
+        }
+    }
+
+    /// A shape (list of positive ints); with `batchAxis`, the first entry (null or a number) is dropped.
+    static func shape(_ value: JSON, _ what: String, batchAxis: Bool = false) throws -> [Int] {
+        guard case .array(var items) = value else { throw LatheError.invalid("\(what) must be a list of sizes, got \(value.text)") }
+        if batchAxis && !items.isEmpty { items.removeFirst() }
+        let dims: [Int] = try items.map { item in
+            guard case .number(let d) = item, d == d.rounded(), d > 0, d < 1e9 else {
+                throw LatheError.invalid("\(what) must hold positive whole numbers, got \(value.text)")
+            }
+            return Int(d)
+        }
+        guard !dims.isEmpty else { throw LatheError.invalid("\(what) is empty") }
+        return dims
+    }
+}
+
+/// Reads `name` as a Keras optimizer name (`"adam"`) or config JSON (`{"class_name": "SGD", "config": {...}}`).
+func makeOptimizer(_ text: String) throws -> Optimizer {
+    let trimmed = text.drop { $0 == " " || $0 == "\n" || $0 == "\t" }
+    guard trimmed.hasPrefix("{") else {
+        guard let optimizer = Optimizer(kerasName: text) else {
+            throw LatheError.invalid("unknown optimizer '\(text)' (sgd, adam, adamw, rmsprop)")
+        }
+        return optimizer
+    }
+    let json = try JSON.parse(text)
+    guard case .string(let className)? = json["class_name"] else { throw LatheError.invalid("optimizer: needs \"class_name\"") }
+    var c = ConfigReader(json["config"] ?? .object([:]), where: "optimizer \(className)")
+    let algorithm: Optimizer.Algorithm
+    let defaultRate: Double
+    switch className.lowercased() {
+    case "sgd":
+        algorithm = .sgd(momentum: Float(try c.double("momentum", 0)), nesterov: try c.bool("nesterov", false))
+        defaultRate = 0.01
+    case "adam":
+        algorithm = .adam(beta1: Float(try c.double("beta_1", 0.9)), beta2: Float(try c.double("beta_2", 0.999)),
+                          epsilon: Float(try c.double("epsilon", 1e-7)))
+        try c.requireDefault("amsgrad", .bool(false))
+        defaultRate = 0.001
+    case "adamw":
+        algorithm = .adamW(weightDecay: Float(try c.double("weight_decay", 0.004)), beta1: Float(try c.double("beta_1", 0.9)),
+                           beta2: Float(try c.double("beta_2", 0.999)), epsilon: Float(try c.double("epsilon", 1e-7)))
+        try c.requireDefault("amsgrad", .bool(false))
+        defaultRate = 0.001
+    case "rmsprop":
+        algorithm = .rmsprop(rho: Float(try c.double("rho", 0.9)), epsilon: Float(try c.double("epsilon", 1e-7)))
+        try c.requireDefault("momentum", .number(0))
+        try c.requireDefault("centered", .bool(false))
+        defaultRate = 0.001
+    default:
+        throw LatheError.invalid("unknown optimizer class '\(className)' (SGD, Adam, AdamW, RMSprop)")
+    }
+    let rate = try c.optionalDouble("learning_rate") ?? c.optionalDouble("lr") ?? defaultRate
+    guard rate > 0 else { throw c.fail("learning_rate", "must be positive") }
+    let clip = try c.optionalDouble("global_clipnorm")
+    if className.lowercased() != "adamw" { try c.requireDefault("weight_decay", .number(0)) }
+    try c.requireDefault("use_ema", .bool(false))
+    try c.finish()
+    return Optimizer(algorithm, learningRate: Float(rate), globalClipNorm: clip.map(Float.init))
+}
+
+/// Reads a Keras loss name (`"mse"`) or config JSON (`{"class_name": "BinaryCrossentropy", "config": {"from_logits": true}}`).
+func makeLoss(_ text: String) throws -> Loss {
+    guard text.hasPrefix("{") else {
+        guard let loss = Loss(kerasName: text) else {
+            throw LatheError.invalid("unknown loss '\(text)' (mse, mae, binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy)")
+        }
+        return loss
+    }
+    let json = try JSON.parse(text)
+    guard case .string(let className)? = json["class_name"] else { throw LatheError.invalid("loss: needs \"class_name\"") }
+    var c = ConfigReader(json["config"] ?? .object([:]), where: "loss \(className)")
+    let loss: Loss
+    switch className {
+    case "MeanSquaredError": loss = .meanSquaredError
+    case "MeanAbsoluteError": loss = .meanAbsoluteError
+    case "BinaryCrossentropy": loss = .binaryCrossentropy(fromLogits: try c.bool("from_logits", false))
+    case "CategoricalCrossentropy": loss = .categoricalCrossentropy(fromLogits: try c.bool("from_logits", false))
+    case "SparseCategoricalCrossentropy": loss = .sparseCategoricalCrossentropy(fromLogits: try c.bool("from_logits", false))
+    default:
+        throw LatheError(.unsupportedOp, "loss '\(className)' is not supported (MeanSquaredError, MeanAbsoluteError, BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy)")
+    }
+    try c.requireDefault("label_smoothing", .number(0))
+    try c.requireDefault("axis", .number(-1))
+    try c.requireDefault("ignore_class", .null)
+    try c.finish()
+    return loss
+}

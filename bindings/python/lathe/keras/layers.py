@@ -1,0 +1,256 @@
+"""Keras layers, as specs for Lathe's training engine (`lathe.keras.layers`).
+
+Shapes are Keras's: images channels-last `(H, W, C)`. Each layer turns into one entry of the JSON
+spec of include/lathe_train.h; a layer or option the engine does not have is refused with
+`UnsupportedError` (a `LatheError` and a `NotImplementedError`) naming it when the model is built.
+"""
+
+import itertools
+
+_counters = {}
+
+
+def _unique_name(base):
+    """Keras-style automatic names: dense, dense_1, dense_2, ..."""
+    counter = _counters.setdefault(base, itertools.count())
+    index = next(counter)
+    return base if index == 0 else f"{base}_{index}"
+
+
+def _snake(name):
+    return "".join("_" + c.lower() if c.isupper() and i > 0 and not name[i - 1].isupper() else c.lower()
+                   for i, c in enumerate(name))
+
+
+def _activation_name(activation):
+    """A Keras activation given by name, None, or a function from lathe.keras.activations-like callables."""
+    if activation is None:
+        return "linear"
+    if isinstance(activation, str):
+        return activation
+    return getattr(activation, "__name__", str(activation))
+
+
+class Layer:
+    """A layer: its Keras class name and config. Keyword arguments Keras accepts on every layer
+    (`name`, `input_shape`, `batch_input_shape`, `input_dim`, `trainable`, `dtype`) are taken here."""
+
+    def __init__(self, name=None, input_shape=None, batch_input_shape=None, input_dim=None, trainable=True,
+                 dtype=None, **options):
+        self.name = name or _unique_name(_snake(type(self).__name__))
+        self.trainable = trainable
+        if batch_input_shape is not None:
+            input_shape = tuple(batch_input_shape)[1:]
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self._options = {k: v for k, v in options.items()}
+
+    def get_config(self):
+        """The Keras config of this layer (what the JSON spec carries)."""
+        config = {"name": self.name}
+        config.update(self._config())
+        for key, value in self._options.items():
+            config[key] = list(value) if isinstance(value, tuple) else value
+        if self.input_shape is not None:
+            config["input_shape"] = list(self.input_shape)
+        if not self.trainable:
+            config["frozen"] = True
+        return config
+
+    def _config(self):
+        return {}
+
+    def spec(self):
+        """The layer's entry of the model spec: `{"class_name": ..., "config": {...}}`."""
+        return {"class_name": type(self).__name__, "config": self.get_config()}
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}>"
+
+
+class InputLayer(Layer):
+    """Declares the input shape (without the batch axis)."""
+
+    def __init__(self, shape=None, batch_size=None, name=None, input_shape=None, batch_shape=None, **kwargs):
+        if batch_shape is not None:
+            shape = tuple(batch_shape)[1:]
+        super().__init__(name=name, input_shape=shape if shape is not None else input_shape, **kwargs)
+
+
+def Input(shape=None, batch_size=None, name=None, dtype=None, **kwargs):
+    """`keras.Input` for a Sequential model: an InputLayer of `shape`."""
+    return InputLayer(shape=shape, batch_size=batch_size, name=name, **kwargs)
+
+
+class Dense(Layer):
+    """`activation(x · kernel + bias)` over `(N, features)`."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.activation = _activation_name(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def _config(self):
+        return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}
+
+
+class Conv2D(Layer):
+    """2-D convolution over channels-last images `(N, H, W, C)`."""
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.data_format = data_format
+        self.dilation_rate = dilation_rate
+        self.groups = groups
+        self.activation = _activation_name(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def _config(self):
+        return {"filters": self.filters, "kernel_size": _pair(self.kernel_size), "strides": _pair(self.strides),
+                "padding": self.padding, "data_format": self.data_format, "dilation_rate": _pair(self.dilation_rate),
+                "groups": self.groups, "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}
+
+
+class _Pooling2D(Layer):
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = pool_size
+        self.strides = strides
+        self.padding = padding
+        self.data_format = data_format
+
+    def _config(self):
+        return {"pool_size": _pair(self.pool_size), "strides": None if self.strides is None else _pair(self.strides),
+                "padding": self.padding, "data_format": self.data_format}
+
+
+class MaxPooling2D(_Pooling2D):
+    """Max pooling over channels-last images; strides default to the pool size."""
+
+
+class AveragePooling2D(_Pooling2D):
+    """Average pooling over channels-last images; strides default to the pool size."""
+
+
+class GlobalAveragePooling2D(Layer):
+    """`(N, H, W, C)` → `(N, C)`: the mean over height and width."""
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = data_format
+        self.keepdims = keepdims
+
+    def _config(self):
+        return {"data_format": self.data_format, "keepdims": self.keepdims}
+
+
+class Flatten(Layer):
+    """Each sample to a vector, in channels-last order (as Keras)."""
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = data_format
+
+    def _config(self):
+        return {"data_format": self.data_format}
+
+
+class Dropout(Layer):
+    """Zeroes a fraction `rate` of values during training; identity at inference and in exported ONNX."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        self.noise_shape = noise_shape
+
+    def _config(self):
+        return {"rate": self.rate, "noise_shape": self.noise_shape}
+
+
+class Activation(Layer):
+    """A standalone activation (relu, sigmoid, tanh, softmax, leaky_relu, linear)."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = _activation_name(activation)
+
+    def _config(self):
+        return {"activation": self.activation}
+
+
+class _Pending(Layer):
+    """A Keras layer Lathe's training engine does not build yet: its spec is passed on and the engine
+    refuses it with UnsupportedError naming it (so it starts working once the engine has it)."""
+
+    def __init__(self, *args, **kwargs):
+        common = {k: kwargs.pop(k) for k in ("name", "input_shape", "batch_input_shape", "input_dim", "trainable", "dtype")
+                  if k in kwargs}
+        super().__init__(**common)
+        self.args = list(args)
+        self.kwargs = kwargs
+
+    def _config(self):
+        config = {f"arg{i}": a for i, a in enumerate(self.args)}
+        config.update({k: list(v) if isinstance(v, tuple) else v for k, v in self.kwargs.items()})
+        return config
+
+
+class Conv1D(_Pending):
+    """Keras Conv1D (not yet trainable in Lathe)."""
+
+
+class Conv2DTranspose(_Pending):
+    """Keras Conv2DTranspose (not yet trainable in Lathe)."""
+
+
+class MaxPooling1D(_Pending):
+    """Keras MaxPooling1D (not yet trainable in Lathe)."""
+
+
+class Reshape(_Pending):
+    """Keras Reshape (not yet trainable in Lathe)."""
+
+
+class BatchNormalization(_Pending):
+    """Keras BatchNormalization (not yet trainable in Lathe)."""
+
+
+class LSTM(_Pending):
+    """Keras LSTM (not yet trainable in Lathe)."""
+
+
+class GRU(_Pending):
+    """Keras GRU (not yet trainable in Lathe)."""
+
+
+class SimpleRNN(_Pending):
+    """Keras SimpleRNN (not yet trainable in Lathe)."""
+
+
+def _pair(value):
+    """An int or a pair as a two-element list (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return [value, value]
+    return [int(v) for v in value]
+
+
+__all__ = ["Activation", "AveragePooling2D", "BatchNormalization", "Conv1D", "Conv2D", "Conv2DTranspose", "Dense",
+           "Dropout", "Flatten", "GRU", "GlobalAveragePooling2D", "Input", "InputLayer", "LSTM", "Layer",
+           "MaxPooling1D", "MaxPooling2D", "Reshape", "SimpleRNN"]

@@ -1,0 +1,315 @@
+"""`lathe.keras.models.Sequential`: Keras's Sequential API, trained by Lathe's native engine.
+
+    model = Sequential()
+    model.add(Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)))
+    ...
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x_train, y_train, epochs=10, batch_size=32, validation_data=(x_val, y_val))
+    model.save("model.onnx")   # ONNX, runs in lathe.Model, onnxruntime, ...
+
+Inputs are float32 (converted), channels-last for images; targets are float32 values shaped like the
+output, or class indices `(N,)` for sparse categorical cross-entropy. The model is built (its native
+graph created and weights initialised) at compile when the input shape is known, else at the first
+fit/evaluate/predict from the data.
+"""
+
+import sys
+import time
+
+import numpy as np
+
+from .._errors import LatheError, Status
+from . import callbacks as callbacks_module
+from . import layers as layers_module
+from . import losses as losses_module
+from . import metrics as metrics_module
+from . import optimizers as optimizers_module
+from ._engine import Engine, as_floats
+
+#: Seed of weight initialisation and shuffling for models created after `utils.set_random_seed`.
+_default_seed = [0]
+
+
+class Sequential:
+    """A linear stack of layers (Keras's Sequential)."""
+
+    def __init__(self, layers=None, name=None, seed=None):
+        self.name = name or "sequential"
+        self.seed = _default_seed[0] if seed is None else int(seed)
+        self.layers = []
+        self.optimizer = None
+        self.loss = None
+        self.stop_training = False
+        self.history = None
+        self._compiled = None
+        self._metric_names = []
+        self._engine = None
+        self._summary = None
+        self._fits = 0
+        for layer in layers or []:
+            self.add(layer)
+
+    # Building -----------------------------------------------------------------------------------
+
+    def add(self, layer):
+        """Appends a layer (before the model is built)."""
+        if not isinstance(layer, layers_module.Layer):
+            raise LatheError(Status.INVALID_ARGUMENT, f"Sequential.add takes a lathe.keras layer, got {layer!r}")
+        if self._engine is not None:
+            raise LatheError(Status.INVALID_STATE, "cannot add a layer after the model is built")
+        self.layers.append(layer)
+
+    def pop(self):
+        """Removes the last layer (before the model is built)."""
+        if self._engine is not None:
+            raise LatheError(Status.INVALID_STATE, "cannot remove a layer after the model is built")
+        return self.layers.pop()
+
+    def _declared_input_shape(self):
+        for layer in self.layers[:1]:
+            return layer.input_shape
+        return None
+
+    def to_json(self):
+        """The model spec (Keras's to_json form) that include/lathe_train.h reads."""
+        import json
+        return json.dumps(self._spec(self._declared_input_shape()))
+
+    def _spec(self, input_shape):
+        spec = {"class_name": "Sequential", "config": {"name": self.name, "layers": [l.spec() for l in self.layers]},
+                "seed": self.seed}
+        if input_shape is not None:
+            spec["input_shape"] = [int(d) for d in input_shape]
+        return spec
+
+    def build(self, input_shape=None):
+        """Creates the native model; `input_shape` may include the batch axis (None) as in Keras."""
+        if self._engine is not None:
+            return
+        if input_shape is not None and len(input_shape) > 0 and input_shape[0] is None:
+            input_shape = tuple(input_shape)[1:]
+        shape = self._declared_input_shape() or input_shape
+        if shape is None:
+            raise LatheError(Status.INVALID_STATE,
+                             "the model has no input shape yet: give input_shape to the first layer or call fit first")
+        self._engine = Engine(self._spec(shape))
+        self._summary = self._engine.summary()
+        if self._compiled is not None:
+            self._apply_compile()
+
+    @property
+    def built(self):
+        return self._engine is not None
+
+    @property
+    def input_shape(self):
+        self._require_built()
+        return (None,) + tuple(self._summary["input_shape"])
+
+    @property
+    def output_shape(self):
+        self._require_built()
+        return (None,) + tuple(self._summary["output_shape"])
+
+    def _require_built(self):
+        if self._engine is None:
+            raise LatheError(Status.INVALID_STATE, "the model is not built yet (no input shape known)")
+
+    # Compiling ----------------------------------------------------------------------------------
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", **kwargs):
+        """Sets the optimizer (name or lathe.keras.optimizers object), loss and metrics (names or objects)."""
+        if loss is None:
+            raise LatheError(Status.INVALID_ARGUMENT, "compile needs a loss")
+        for key, value in (("loss_weights", loss_weights), ("weighted_metrics", weighted_metrics)):
+            if value is not None:
+                raise metrics_module.UnsupportedError(f"compile: {key} is not supported")
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = losses_module.get(loss)
+        resolved = [metrics_module.get(m) for m in (metrics or [])]
+        self._metric_names = resolved
+        self._compiled = (self.optimizer.to_json(), self.loss.to_json(), [engine for engine, _ in resolved])
+        if self._engine is not None:
+            self._apply_compile()
+        elif self._declared_input_shape() is not None:
+            self.build()
+
+    def _apply_compile(self):
+        self.optimizer._engine = None
+        self._engine.compile(*self._compiled)
+        self.optimizer._engine = self._engine
+
+    def _require_compiled(self, what):
+        if self._compiled is None:
+            raise LatheError(Status.INVALID_STATE, f"call compile(optimizer, loss, metrics) before {what}")
+
+    def _rename(self, logs):
+        """Engine metric keys to the names the user gave (e.g. a metrics object's name)."""
+        renames = {engine: user for engine, user in self._metric_names if engine != user}
+        out = {}
+        for key, value in logs.items():
+            prefix = "val_" if key.startswith("val_") else ""
+            base = key[len(prefix):]
+            out[prefix + renames.get(base, base)] = value
+        # Keras's order: loss, metrics, then the validation ones.
+        return dict(sorted(out.items(), key=lambda item: (item[0].startswith("val_"), item[0].split("val_")[-1] != "loss")))
+
+    # Data ---------------------------------------------------------------------------------------
+
+    def _inputs(self, x, name="x"):
+        x = as_floats(x, name)
+        if self._engine is None:
+            self.build(x.shape[1:])
+        return x
+
+    def _targets(self, y, name="y"):
+        if self.loss is not None and self.loss.sparse:
+            y = np.asarray(y)
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y[:, 0]
+        return as_floats(y, name)
+
+    # Training -----------------------------------------------------------------------------------
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+        """Trains for `epochs` epochs; returns a History whose `.history` maps each key to per-epoch values."""
+        self._require_compiled("fit")
+        for key, value in (("class_weight", class_weight), ("sample_weight", sample_weight),
+                           ("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):
+            if value is not None:
+                raise metrics_module.UnsupportedError(f"fit: {key} is not supported yet")
+        if validation_freq != 1:
+            raise metrics_module.UnsupportedError("fit: validation_freq other than 1 is not supported")
+        if y is None:
+            raise LatheError(Status.INVALID_ARGUMENT, "fit needs targets y")
+        x = self._inputs(x)
+        y = self._targets(y)
+        x_val = y_val = None
+        if validation_data is not None:
+            if len(validation_data) != 2:
+                raise LatheError(Status.INVALID_ARGUMENT, "validation_data must be (x_val, y_val)")
+            x_val, y_val = as_floats(validation_data[0], "x_val"), self._targets(validation_data[1], "y_val")
+        batch_size = 32 if batch_size is None else int(batch_size)
+        epochs = int(epochs)
+        verbose = 1 if verbose == "auto" else int(verbose)
+
+        history = callbacks_module.History()
+        chain = callbacks_module.CallbackList(list(callbacks or []) + [history], self,
+                                              {"epochs": epochs, "verbose": verbose, "steps": None})
+        progress = _Progress(epochs, verbose)
+        self.stop_training = False
+        chain.on_train_begin()
+        if epochs > initial_epoch:
+            chain.on_epoch_begin(initial_epoch)
+        started = [time.perf_counter()]
+
+        def on_epoch_end(index, logs):
+            epoch = initial_epoch + index
+            logs = self._rename(logs)
+            progress.epoch_end(epoch, logs, time.perf_counter() - started[0])
+            chain.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                return True
+            if epoch + 1 < epochs:
+                chain.on_epoch_begin(epoch + 1)
+            started[0] = time.perf_counter()
+            return False
+
+        self._fits += 1
+        self._engine.fit(x, y, x_val, y_val, max(epochs - initial_epoch, 0), batch_size, float(validation_split),
+                         shuffle, (self.seed * 1_000_003 + self._fits) % (1 << 64), on_epoch_end)
+        chain.on_train_end()
+        self.history = history
+        return history
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """The loss (and metrics: `[loss, metric, ...]`, or a dict with return_dict) over `x`, `y`."""
+        self._require_compiled("evaluate")
+        x = self._inputs(x)
+        logs = self._rename(self._engine.evaluate(x, self._targets(y), 32 if batch_size is None else int(batch_size)))
+        if return_dict:
+            return logs
+        if not self._metric_names:
+            return logs["loss"]
+        return [logs["loss"]] + [logs[user] for _, user in self._metric_names]
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """The outputs for `x`, a float32 array `(N,) + output_shape`."""
+        x = self._inputs(x)
+        return self._engine.predict(x, 32 if batch_size is None else int(batch_size), self._summary["output_shape"])
+
+    def __call__(self, x):
+        return self.predict(x)
+
+    # Weights and saving -------------------------------------------------------------------------
+
+    def get_weights(self):
+        """The trainable weights as numpy arrays, in layer order (Dense kernels `[in, out]`; Conv2D kernels in
+        ONNX layout `[filters, C, kh, kw]`, not Keras's `[kh, kw, C, filters]`)."""
+        self._require_built()
+        flat = self._engine.get_weights()
+        arrays, start = [], 0
+        for weight in self._summary["weights"]:
+            size = int(np.prod(weight["shape"]))
+            arrays.append(flat[start:start + size].reshape(weight["shape"]).copy())
+            start += size
+        return arrays
+
+    def set_weights(self, weights):
+        """Overwrites the weights from arrays shaped as get_weights returns them."""
+        self._require_built()
+        expected = [tuple(w["shape"]) for w in self._summary["weights"]]
+        got = [tuple(np.shape(w)) for w in weights]
+        if got != expected:
+            raise LatheError(Status.SHAPE_MISMATCH, f"set_weights: expected shapes {expected}, got {got}")
+        self._engine.set_weights(np.concatenate([np.asarray(w, dtype=np.float32).ravel() for w in weights])
+                                 if weights else np.empty(0, np.float32))
+
+    def count_params(self):
+        self._require_built()
+        return sum(int(np.prod(w["shape"])) for w in self._summary["weights"])
+
+    def save(self, filepath, overwrite=True, **kwargs):
+        """Exports the trained model to ONNX (inference graph; Dropout removed) at `filepath`."""
+        filepath = str(filepath)
+        if filepath.endswith((".keras", ".h5")):
+            raise metrics_module.UnsupportedError(
+                f"save('{filepath}'): Lathe saves ONNX only; use a path ending in .onnx")
+        self._require_built()
+        self._engine.save_onnx(filepath)
+
+    def to_onnx(self):
+        """The trained model as ONNX bytes (load with lathe.Model or onnxruntime)."""
+        self._require_built()
+        return self._engine.onnx_bytes()
+
+    def summary(self, print_fn=print):
+        """Prints the layers, the input/output shapes and the parameter count."""
+        self._require_built()
+        lines = [f'Model: "{self.name}"', f"input shape: {self.input_shape}"]
+        lines += [f"  {layer['name']} ({layer['class_name']})" for layer in self._summary["layers"]]
+        lines += [f"output shape: {self.output_shape}", f"Total params: {self.count_params():,}"]
+        for line in lines:
+            print_fn(line)
+
+
+class _Progress:
+    """One line per epoch (verbose >= 1); on a terminal, with a bar as Keras draws."""
+
+    def __init__(self, epochs, verbose):
+        self.epochs, self.verbose = epochs, verbose
+        self.tty = verbose == 1 and sys.stdout.isatty()
+
+    def epoch_end(self, epoch, logs, seconds):
+        if self.verbose < 1:
+            return
+        values = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
+        bar = "━" * 20 + " " if self.tty else ""
+        print(f"Epoch {epoch + 1}/{self.epochs} - {bar}{seconds:.2f}s - {values}", flush=True)
+
+
+__all__ = ["Sequential"]

@@ -1,0 +1,179 @@
+/*
+ * lathe_train.h — training Keras-style models through the C ABI. Included by lathe.h.
+ *
+ * Walk-through:
+ *
+ *     const char *spec =
+ *         "{\"input_shape\": [8, 8, 1], \"layers\": ["
+ *         " {\"class_name\": \"Conv2D\", \"config\": {\"filters\": 8, \"kernel_size\": 3, \"activation\": \"relu\"}},"
+ *         " {\"class_name\": \"Flatten\"},"
+ *         " {\"class_name\": \"Dense\", \"config\": {\"units\": 10, \"activation\": \"softmax\"}}]}";
+ *     lathe_sequential *model = NULL;
+ *     lathe_sequential_create(spec, &model);
+ *     const char *metrics[] = {"accuracy"};
+ *     lathe_sequential_compile(model, "adam", "sparse_categorical_crossentropy", metrics, 1);
+ *     int64_t x_shape[4] = {n, 8, 8, 1}, y_shape[1] = {n};
+ *     const char *history = NULL;
+ *     lathe_sequential_fit(model, x, x_shape, 4, y, y_shape, 1, NULL, NULL, 0, NULL, NULL, 0,
+ *                          10, 32, 0.1, 1, 42, NULL, NULL, &history);
+ *     lathe_sequential_save_onnx(model, "digits.onnx");
+ *     lathe_sequential_free(model);
+ *
+ * Layout: as in Keras, images are channels-last (`[N, H, W, C]`); vectors are `[N, features]`.
+ * Targets are float32: values shaped like the output, or one class index per sample (`[N]`) for
+ * sparse categorical cross-entropy.
+ *
+ * The model spec is JSON, in Keras's own vocabulary: either Keras's `model.to_json()` form
+ * (`{"class_name": "Sequential", "config": {"layers": [...]}}`) or `{"layers": [...]}`, with
+ * optional top-level `"input_shape"` (without the batch axis) and `"seed"` (weight initialisation).
+ * Each layer is `{"class_name": ..., "config": {...}}` with Keras's config keys:
+ *   InputLayer(batch_shape | batch_input_shape | shape), Dense(units, activation, use_bias,
+ *   kernel_initializer), Conv2D(filters, kernel_size, strides, padding, activation, use_bias = true,
+ *   kernel_initializer), MaxPooling2D and AveragePooling2D(pool_size, strides, padding),
+ *   GlobalAveragePooling2D, Flatten, Dropout(rate), Activation(activation); any layer may carry
+ *   `input_shape` or `batch_input_shape`. Keras bookkeeping keys (name, trainable, dtype, ...) and
+ *   keys whose value is null or Keras's default are accepted; any other key is an error naming the
+ *   layer and the key. Activations: linear, relu, sigmoid, tanh, softmax, leaky_relu.
+ *   Initializers: glorot_uniform, he_normal, he_uniform, zeros.
+ */
+#ifndef LATHE_TRAIN_H
+#define LATHE_TRAIN_H
+
+#include "lathe.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A Keras-style stack of layers being trained. Use it from one thread at a time. */
+typedef struct lathe_sequential lathe_sequential;
+
+/**
+ * Called after each epoch of lathe_sequential_fit.
+ * @param user_data the pointer given to lathe_sequential_fit.
+ * @param epoch     the epoch just finished, counted from 0 (as Keras's on_epoch_end).
+ * @param logs_json that epoch's results, e.g. {"loss": 0.31, "accuracy": 0.9, "val_loss": 0.35};
+ *                  valid during the call only.
+ * @return 0 to go on, nonzero to stop training after this epoch (fit then returns LATHE_OK).
+ */
+typedef int (*lathe_epoch_callback)(void *user_data, int epoch, const char *logs_json);
+
+/**
+ * Builds a model from a JSON spec (see the top of this header) and initialises its weights.
+ * @param spec_json  NUL-terminated JSON; borrowed for the call only.
+ * @param out_model  receives a new model; free it with lathe_sequential_free.
+ * @return LATHE_ERROR_INVALID_ARGUMENT for bad JSON (with its byte offset) or a bad layer setting
+ *         (naming the layer and the key), LATHE_ERROR_UNSUPPORTED_OP for a layer kind or option the
+ *         training engine does not have, LATHE_ERROR_SHAPE_MISMATCH when a layer cannot take its input.
+ */
+lathe_status lathe_sequential_create(const char *spec_json, lathe_sequential **out_model);
+
+/** Frees a model. NULL is a no-op. */
+void lathe_sequential_free(lathe_sequential *model);
+
+/**
+ * Sets the optimizer, loss and metrics (again at any time; optimizer state starts afresh).
+ * @param optimizer     a Keras name ("sgd", "adam", "adamw", "rmsprop", with Keras's defaults) or a
+ *                      Keras optimizer config as JSON: {"class_name": "SGD", "config":
+ *                      {"learning_rate": 0.1, "momentum": 0.9, "nesterov": true}} (Adam: beta_1,
+ *                      beta_2, epsilon; AdamW: also weight_decay; RMSprop: rho, epsilon; all:
+ *                      global_clipnorm).
+ * @param loss          a Keras name ("mse", "mae", "binary_crossentropy", "categorical_crossentropy",
+ *                      "sparse_categorical_crossentropy", ...) or {"class_name": ..., "config":
+ *                      {"from_logits": true}}.
+ * @param metrics       `metric_count` names ("accuracy", "binary_accuracy", "mae", "rmse"); may be
+ *                      NULL when metric_count is 0.
+ */
+lathe_status lathe_sequential_compile(lathe_sequential *model, const char *optimizer, const char *loss,
+                                      const char *const *metrics, size_t metric_count);
+
+/**
+ * Trains the model on row-major float32 buffers (copied; borrowed for the call only).
+ * @param x, x_shape, x_rank          inputs `[N, ...]` matching the model's input shape.
+ * @param y, y_shape, y_rank          targets with N samples.
+ * @param x_val, y_val (and shapes)   validation data evaluated after every epoch, or NULL.
+ * @param epochs, batch_size          as Keras (epochs >= 0, batch_size > 0).
+ * @param validation_split            fraction in [0, 1) of the samples, taken from the end before
+ *                                    shuffling, held out for validation; ignored with x_val.
+ * @param shuffle                     nonzero to shuffle the training samples every epoch.
+ * @param seed                        fixes the shuffling and dropout masks: same seed, same weights.
+ * @param on_epoch_end, user_data     an optional callback after every epoch (may be NULL).
+ * @param out_history_json            receives (may be NULL) {"loss": [...], "accuracy": [...], ...},
+ *                                    one number per epoch run; owned by the model, valid until the
+ *                                    next fit or free.
+ * @return shape errors for disagreeing sample counts or a wrong input shape; an error naming the
+ *         epoch and batch for an out-of-range label, a non-finite input, loss or gradient (the
+ *         weights are then those after the last good step).
+ */
+lathe_status lathe_sequential_fit(lathe_sequential *model,
+                                  const float *x, const int64_t *x_shape, size_t x_rank,
+                                  const float *y, const int64_t *y_shape, size_t y_rank,
+                                  const float *x_val, const int64_t *x_val_shape, size_t x_val_rank,
+                                  const float *y_val, const int64_t *y_val_shape, size_t y_val_rank,
+                                  int epochs, int batch_size, double validation_split, int shuffle,
+                                  uint64_t seed, lathe_epoch_callback on_epoch_end, void *user_data,
+                                  const char **out_history_json);
+
+/**
+ * The loss and metrics over a data set, in inference mode.
+ * @param out_logs_json receives {"loss": ..., "<metric>": ...}; owned by the model, valid until the
+ *                      next evaluate or free.
+ */
+lathe_status lathe_sequential_evaluate(lathe_sequential *model,
+                                       const float *x, const int64_t *x_shape, size_t x_rank,
+                                       const float *y, const int64_t *y_shape, size_t y_rank,
+                                       int batch_size, const char **out_logs_json);
+
+/**
+ * The model's outputs for x, computed batch_size samples at a time, written to `out`.
+ * @param out        N times the product of the output shape (lathe_sequential_summary) floats.
+ * @param out_count  the number of floats at `out`; LATHE_ERROR_SHAPE_MISMATCH (nothing written)
+ *                   unless it equals the output's size.
+ */
+lathe_status lathe_sequential_predict(lathe_sequential *model,
+                                      const float *x, const int64_t *x_shape, size_t x_rank,
+                                      int batch_size, float *out, size_t out_count);
+
+/**
+ * The model as JSON: {"input_shape": [...], "output_shape": [...], "layers": [...],
+ * "weights": [{"name": ..., "shape": [...]}, ...]} (shapes without the batch axis; weights in the
+ * order of lathe_sequential_get_weights). Owned by the model, valid until the next call or free.
+ */
+lathe_status lathe_sequential_summary(lathe_sequential *model, const char **out_json);
+
+/** The number of floats in all trainable weights together. */
+lathe_status lathe_sequential_weight_count(lathe_sequential *model, size_t *out_count);
+
+/** Copies every trainable weight, one after another, into `buffer` of exactly `count` floats. */
+lathe_status lathe_sequential_get_weights(lathe_sequential *model, float *buffer, size_t count);
+
+/** Overwrites every trainable weight from `buffer` of exactly `count` floats (as get_weights lays them out). */
+lathe_status lathe_sequential_set_weights(lathe_sequential *model, const float *buffer, size_t count);
+
+/** Sets the optimizer's learning rate (for schedules and ReduceLROnPlateau); needs compile first. */
+lathe_status lathe_sequential_set_learning_rate(lathe_sequential *model, double learning_rate);
+
+/** The optimizer's current learning rate; needs compile first. */
+lathe_status lathe_sequential_learning_rate(lathe_sequential *model, double *out_learning_rate);
+
+/**
+ * Writes the model as ONNX (inference graph: Dropout removed, channels-last input "input",
+ * output "output") to `path`. LATHE_ERROR_IO when the file cannot be written.
+ */
+lathe_status lathe_sequential_save_onnx(lathe_sequential *model, const char *path);
+
+/**
+ * The model as ONNX bytes (as lathe_sequential_save_onnx).
+ * @param out_data receives a new buffer owned by the caller; free it with lathe_buffer_free.
+ * @param out_size receives its size in bytes.
+ */
+lathe_status lathe_sequential_export_onnx(lathe_sequential *model, void **out_data, size_t *out_size);
+
+/** Frees a buffer Lathe handed to the caller (lathe_sequential_export_onnx). NULL is a no-op. */
+void lathe_buffer_free(void *data);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LATHE_TRAIN_H */
