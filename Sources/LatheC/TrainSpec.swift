@@ -11,8 +11,9 @@ struct ModelSpec {
     var seed: UInt64 = 0
 
     /// The Keras layer classes the training engine builds.
-    static let supportedLayers = ["InputLayer", "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D",
-                                  "GlobalAveragePooling2D", "Flatten", "Dropout", "Activation"]
+    static let supportedLayers = ["InputLayer", "Dense", "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling2D",
+                                  "GlobalAveragePooling2D", "Flatten", "Reshape", "Dropout", "Activation",
+                                  "BatchNormalization", "LSTM", "GRU"]
 
     /// Reads a spec: `{"layers": [...]}` or Keras's `{"class_name": "Sequential", "config": {"layers": [...]}}`.
     init(json text: String) throws {
@@ -74,6 +75,42 @@ struct ModelSpec {
                 try config.requireDefault("noise_shape", .null)
             case "Activation":
                 layer = Activation(try config.activation(required: true))
+            case "Conv1D":
+                layer = Conv1D(try config.int("filters"), kernelSize: try config.single("kernel_size"),
+                               strides: try config.single("strides", 1), padding: try config.padding(),
+                               activation: try config.activation())
+                try config.requireDefault("use_bias", .bool(true))
+                try config.requireDefault("dilation_rate", .number(1), .array([.number(1)]))
+                try config.requireDefault("groups", .number(1))
+                try config.requireInitializer("kernel_initializer", "glorot_uniform", "GlorotUniform")
+                try config.requireChannelsLast()
+                try config.requireZerosBias()
+            case "MaxPooling1D":
+                let size = try config.single("pool_size", 2)
+                let strides = try config.optionalSingle("strides")
+                layer = MaxPooling1D(size, strides: strides, padding: try config.padding())
+                try config.requireChannelsLast()
+            case "Reshape":
+                guard let target = config.take("target_shape") else { throw config.fail("target_shape", "is required") }
+                layer = Reshape(try ConfigReader.shape(target, "\(config.context): \"target_shape\""))
+            case "BatchNormalization":
+                try config.requireDefault("axis", .number(-1), .array([.number(-1)]))
+                try config.requireDefault("center", .bool(true))
+                try config.requireDefault("scale", .bool(true))
+                for key in ["beta_initializer", "moving_mean_initializer"] { try config.requireInitializer(key, "zeros", "Zeros") }
+                for key in ["gamma_initializer", "moving_variance_initializer"] { try config.requireInitializer(key, "ones", "Ones") }
+                layer = BatchNormalization(momentum: Float(try config.double("momentum", 0.99)),
+                                           epsilon: Float(try config.double("epsilon", 1e-3)))
+            case "LSTM", "GRU":
+                let units = try config.int("units")
+                let returnSequences = try config.bool("return_sequences", false)
+                try config.requireRecurrentDefaults()
+                if className == "LSTM" {
+                    layer = LSTM(units, returnSequences: returnSequences, unitForgetBias: try config.bool("unit_forget_bias", true))
+                } else {
+                    try config.requireDefault("reset_after", .bool(true))
+                    layer = GRU(units, returnSequences: returnSequences)
+                }
             default:
                 throw LatheError(.unsupportedOp, "layer \(index) (\(className)): '\(className)' is not supported by Lathe's training engine (supported: \(ModelSpec.supportedLayers.joined(separator: ", ")))")
             }
@@ -91,7 +128,8 @@ struct ConfigReader {
     private var used: Set<String> = []
 
     /// Keras bookkeeping keys that do not change what is computed.
-    static let ignored: Set<String> = ["name", "trainable", "dtype", "autocast", "sparse", "ragged", "input_dtype",
+    static let ignored: Set<String> = ["name", "trainable", "dtype", "autocast", "sparse", "ragged", "input_dtype", "seed",
+                                      "zero_output_for_mask",
                                       "module", "registered_name", "build_config", "is_legacy_optimizer",
                                       "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor", "reduction"]
 
@@ -222,6 +260,48 @@ struct ConfigReader {
         guard defaults.contains(value) else {
             throw LatheError(.unsupportedOp, "\(context): \(key)=\(value.text) is not supported (only \(defaults.map(\.text).joined(separator: " or ")))")
         }
+    }
+
+    /// An int, or a one-element list (Keras writes `kernel_size: [3]` for 1-D layers), at `key`.
+    mutating func single(_ key: String, _ fallback: Int? = nil) throws -> Int {
+        guard let value = try optionalSingle(key) else {
+            guard let fallback else { throw fail(key, "is required") }
+            return fallback
+        }
+        return value
+    }
+
+    /// As `single`, or nil when absent or null.
+    mutating func optionalSingle(_ key: String) throws -> Int? {
+        guard let value = take(key) else { return nil }
+        switch value {
+        case .number(let d) where d == d.rounded() && d > 0 && d < 1e9: return Int(d)
+        case .array(let items) where items.count == 1:
+            if case .number(let d) = items[0], d == d.rounded(), d > 0, d < 1e9 { return Int(d) }
+        default: break
+        }
+        throw fail(key, "must be a positive whole number or a one-element list, got \(value.text)")
+    }
+
+    /// Accepts an initializer key only when it names one of `names` (a string or `{"class_name": ...}`).
+    mutating func requireInitializer(_ key: String, _ names: String...) throws {
+        guard let value = take(key) else { return }
+        let name = value["class_name"] ?? value
+        guard names.contains(where: { name == .string($0) }) else {
+            throw LatheError(.unsupportedOp, "\(context): \(key)=\(value.text) is not supported (only \(names.joined(separator: " or ")))")
+        }
+    }
+
+    /// The options of Keras's LSTM/GRU that Lathe's recurrent layers implement only at their defaults.
+    mutating func requireRecurrentDefaults() throws {
+        try requireDefault("activation", .string("tanh"))
+        try requireDefault("recurrent_activation", .string("sigmoid"))
+        try requireDefault("use_bias", .bool(true))
+        for key in ["dropout", "recurrent_dropout"] { try requireDefault(key, .number(0)) }
+        for key in ["return_state", "go_backwards", "stateful", "unroll"] { try requireDefault(key, .bool(false)) }
+        try requireInitializer("kernel_initializer", "glorot_uniform", "GlorotUniform")
+        try requireInitializer("recurrent_initializer", "orthogonal", "Orthogonal")
+        try requireZerosBias()
     }
 
     mutating func requireChannelsLast() throws { try requireDefault("data_format", .string("channels_last")) }

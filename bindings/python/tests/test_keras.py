@@ -235,10 +235,12 @@ def test_nan_input_names_epoch_and_batch(small_cnn):
 
 
 def test_unsupported_layers_and_options_are_named():
-    model = Sequential([LSTM(50, return_sequences=True, input_shape=(10, 3)), Dense(1)])
-    with pytest.raises(UnsupportedError, match="'LSTM' is not supported") as error:
+    model = Sequential([LSTM(50, go_backwards=True, input_shape=(10, 3)), Dense(1)])
+    with pytest.raises(UnsupportedError, match="go_backwards=true is not supported") as error:
         model.compile(optimizer='adam', loss='mse')
     assert error.value.status == LATHE_ERROR_UNSUPPORTED_OP and isinstance(error.value, NotImplementedError)
+    with pytest.raises(UnsupportedError, match="'SimpleRNN' is not supported"):
+        Sequential([__import__("lathe.keras.layers").keras.layers.SimpleRNN(4, input_shape=(10, 3))]).compile(optimizer='adam', loss='mse')
     model = Sequential([Dense(4, input_shape=(3,), kernel_regularizer="l2")])
     with pytest.raises(UnsupportedError, match=r"layer 0 \(Dense 'dense.*'\): unsupported key \"kernel_regularizer\""):
         model.compile(optimizer='adam', loss='mse')

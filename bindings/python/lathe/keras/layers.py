@@ -210,36 +210,108 @@ class _Pending(Layer):
         return config
 
 
-class Conv1D(_Pending):
-    """Keras Conv1D (not yet trainable in Lathe)."""
+class Conv1D(Layer):
+    """1-D convolution over channels-last sequences `(N, T, C)`."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size, self.strides, self.padding = kernel_size, strides, padding
+        self.data_format, self.dilation_rate, self.groups = data_format, dilation_rate, groups
+        self.activation = _activation_name(activation)
+        self.use_bias, self.kernel_initializer, self.bias_initializer = use_bias, kernel_initializer, bias_initializer
+
+    def _config(self):
+        return {"filters": self.filters, "kernel_size": _single(self.kernel_size), "strides": _single(self.strides),
+                "padding": self.padding, "data_format": self.data_format, "dilation_rate": _single(self.dilation_rate),
+                "groups": self.groups, "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}
 
 
 class Conv2DTranspose(_Pending):
     """Keras Conv2DTranspose (not yet trainable in Lathe)."""
 
 
-class MaxPooling1D(_Pending):
-    """Keras MaxPooling1D (not yet trainable in Lathe)."""
+class MaxPooling1D(Layer):
+    """Max over windows of a channels-last sequence `(N, T, C)`."""
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size, self.strides, self.padding, self.data_format = pool_size, strides, padding, data_format
+
+    def _config(self):
+        return {"pool_size": _single(self.pool_size), "strides": _single(self.strides), "padding": self.padding,
+                "data_format": self.data_format}
 
 
-class Reshape(_Pending):
-    """Keras Reshape (not yet trainable in Lathe)."""
+class Reshape(Layer):
+    """Each sample to `target_shape` (channels-last order, as Keras)."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = [int(d) for d in target_shape]
+
+    def _config(self):
+        return {"target_shape": self.target_shape}
 
 
-class BatchNormalization(_Pending):
-    """Keras BatchNormalization (not yet trainable in Lathe)."""
+class BatchNormalization(Layer):
+    """Normalises the last axis with batch statistics in training and moving statistics at inference."""
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=0.001, center=True, scale=True, **kwargs):
+        super().__init__(**kwargs)
+        self.axis, self.momentum, self.epsilon, self.center, self.scale = axis, float(momentum), float(epsilon), center, scale
+
+    def _config(self):
+        return {"axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale}
 
 
-class LSTM(_Pending):
-    """Keras LSTM (not yet trainable in Lathe)."""
+class _Recurrent(Layer):
+    """Options shared by LSTM and GRU; input `(N, T, F)`, output `(N, units)` or `(N, T, units)`."""
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True, dropout=0.0,
+                 recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.options = {"activation": _activation_name(activation), "recurrent_activation": _activation_name(recurrent_activation),
+                        "use_bias": use_bias, "dropout": float(dropout), "recurrent_dropout": float(recurrent_dropout),
+                        "return_sequences": bool(return_sequences), "return_state": return_state,
+                        "go_backwards": go_backwards, "stateful": stateful, "unroll": unroll}
+
+    def _config(self):
+        return {"units": self.units, **self.options}
 
 
-class GRU(_Pending):
-    """Keras GRU (not yet trainable in Lathe)."""
+class LSTM(_Recurrent):
+    """Keras LSTM (Keras initialisers: Glorot kernel, orthogonal recurrent kernel, forget-gate bias 1)."""
+
+    def __init__(self, units, unit_forget_bias=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.options["unit_forget_bias"] = bool(unit_forget_bias)
+
+
+class GRU(_Recurrent):
+    """Keras GRU with `reset_after=True` (Keras's default)."""
+
+    def __init__(self, units, reset_after=True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.options["reset_after"] = reset_after
 
 
 class SimpleRNN(_Pending):
     """Keras SimpleRNN (not yet trainable in Lathe)."""
+
+
+def _single(value):
+    """An int from an int or a one-element sequence (None stays None)."""
+    if value is None or isinstance(value, int):
+        return value
+    (only,) = value
+    return int(only)
 
 
 def _pair(value):
