@@ -236,7 +236,7 @@ def svg(data):
     high = max([10.0] + [value * 1.5 for value in finite])
     left, width, row, top_gap = 150, 560, 18, 28
     panel_height = top_gap + row * len(entries) + 26
-    total_height = 40 + panel_height * len(panels)
+    total_height = 50 + panel_height * len(panels)
 
     def x(value):
         return left + width * (math.log10(value) - math.log10(low)) / (math.log10(high) - math.log10(low))
@@ -246,11 +246,11 @@ def svg(data):
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 90}" height="{total_height}" '
              'font-family="sans-serif" font-size="12">',
              '<rect width="100%" height="100%" fill="white"/>',
-             f'<text x="10" y="22" font-size="15" font-weight="bold">Lathe / ONNX Runtime ratios, 1 thread '
-             f'({escape(data["date"])}, lathe {escape(data["versions"]["lathe_commit"])}) — dashed line: target; '
-             'green meets it</text>']
+             '<text x="10" y="20" font-size="15" font-weight="bold">Lathe / ONNX Runtime, 1 thread, per seed model</text>',
+             f'<text x="10" y="36" fill="#555">{escape(data["date"])}, lathe {escape(data["versions"]["lathe_commit"])}; '
+             'log scale; blue dashes: target; green: met, red: missed</text>']
     for index, (title, key, target, higher_is_better) in enumerate(panels):
-        top = 40 + index * panel_height
+        top = 50 + index * panel_height
         parts.append(f'<text x="10" y="{top + 16}" font-weight="bold">{escape(title)}</text>')
         axis_bottom = top + top_gap + row * len(entries)
         for tick in ticks:
@@ -262,16 +262,17 @@ def svg(data):
             y = top + top_gap + position * row
             value, bound = metrics(entry)[key], target(entry["model"])
             parts.append(f'<text x="{left - 8}" y="{y + 12}" text-anchor="end">{escape(entry["model"])}</text>')
-            parts.append(f'<line x1="{x(bound):.1f}" y1="{y}" x2="{x(bound):.1f}" y2="{y + row - 2}" '
-                         'stroke="#000" stroke-dasharray="3,2"/>')
+            target_line = (f'<line x1="{x(bound):.1f}" y1="{y}" x2="{x(bound):.1f}" y2="{y + row - 2}" '
+                           'stroke="#1f5fbf" stroke-width="2" stroke-dasharray="3,2"/>')
             if not value:
-                parts.append(f'<text x="{x(1) + 4:.1f}" y="{y + 12}" fill="#555">n/a</text>')
+                parts += [target_line, f'<text x="{x(1) + 4:.1f}" y="{y + 12}" fill="#555">n/a</text>']
                 continue
             passed = value >= bound if higher_is_better else value <= bound
             start, end = sorted((x(1), x(value)))
             parts.append(f'<rect x="{start:.1f}" y="{y + 2}" width="{max(end - start, 1):.1f}" height="{row - 5}" '
                          f'fill="{"#2e9e4f" if passed else "#d0493a"}"/>')
-            parts.append(f'<text x="{end + 4:.1f}" y="{y + 12}">{value:.2f}×</text>')
+            parts.append(target_line)
+            parts.append(f'<text x="{max(end, x(bound)) + 5:.1f}" y="{y + 12}">{value:.2f}×</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
