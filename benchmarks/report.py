@@ -212,7 +212,8 @@ def markdown(data):
                 for name, stats in group.items()
                 if isinstance(stats, dict) and "cpu_per_wall" in stats and "2t" not in name
                 and stats.get("wall_s", 1.0) >= 0.05 and stats["cpu_per_wall"] > 1.15]
-        lines.append(f"- {entry['model']}: max |Lathe − ORT| / max(1, max|ORT|) = {errors['1']:.1e} (batch 1), "
+        lines.append(f"- {entry['model']}: 1-minute load average at its start {entry['load_average_1min_at_start']:.2f}; "
+                     f"max |Lathe − ORT| / max(1, max|ORT|) = {errors['1']:.1e} (batch 1), "
                      f"{errors['64']:.1e} (batch 64); "
                      + ("single-thread paths using more than one core (CPU time / wall): " + ", ".join(busy)
                         if busy else "every single-thread path used at most one core (CPU time / wall ≤ 1.15 where ≥ 50 ms was timed)"))

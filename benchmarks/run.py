@@ -245,6 +245,7 @@ class ModelBench:
         settings = self.settings
         result = {"model": self.name, "path": str(self.path.relative_to(REPOSITORY)) if self.path.is_relative_to(REPOSITORY)
                   else str(self.path), "inputs": self.inputs, "flops_per_sample": flops_per_sample(self.proto)}
+        result["load_average_1min_at_start"] = os.getloadavg()[0]
         result["load"] = self.measure_load()
         model = lathe.Model(str(self.path))
         session = ort_session(onnxruntime, str(self.path), threads=1)
@@ -449,7 +450,8 @@ def main():
         model_started = time.time()
         print(f"  {name} ...", end="", flush=True)
         report_data["models"].append(ModelBench(name, path, settings).run())
-        print(f" {time.time() - model_started:.0f} s", flush=True)
+        print(f" {time.time() - model_started:.0f} s (load average at start "
+              f"{report_data['models'][-1]['load_average_1min_at_start']:.2f})", flush=True)
     report_data["load_after"] = uptime()
     report_data["duration_s"] = round(time.time() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
