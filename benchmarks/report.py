@@ -134,6 +134,20 @@ def header(data):
     ])
 
 
+def short_symbol(symbol):
+    """A symbol cut to 70 characters, with markdown table pipes escaped."""
+    symbol = symbol if len(symbol) <= 70 else symbol[:69] + "…"
+    return symbol.replace("|", "\\|")
+
+
+def short_dso(dso):
+    """liblathe.so, openblas, libc, kernel, ... from a perf DSO name."""
+    for stem, short in (("openblas", "openblas"), ("kernel", "kernel"), ("libc.so", "libc"), ("ld-linux", "ld.so")):
+        if stem in dso:
+            return short
+    return dso
+
+
 def markdown(data):
     """The full markdown report."""
     lines = ["# Lathe vs ONNX Runtime on the seed models", "", header(data), "",
@@ -203,6 +217,21 @@ def markdown(data):
                      f"| {(ours['max_rss_kb'] - ours['baseline_rss_kb']) / 1024:.1f} / "
                      f"{(theirs['max_rss_kb'] - theirs['baseline_rss_kb']) / 1024:.1f} "
                      f"| {load['lathe_c_ms']:.2f} | {entry['lathe_c_max_rss_kb'] / 1024:.1f} |")
+
+    profiled = [entry for entry in data["models"] if entry.get("profile")]
+    if profiled:
+        lines += ["", "## Where Lathe's engine spends its time (perf)", "",
+                  "`perf record` of `engine_bench` at batch 1 and 64 (including its load); symbols with ≥ 1% of the "
+                  "samples, top 8.", "",
+                  "| model | batch 1 | batch 64 |", "|---|---|---|"]
+        for entry in profiled:
+            cells = []
+            for batch in ("1", "64"):
+                rows = entry["profile"].get(batch)
+                cells.append("perf unavailable" if rows is None else "<br>".join(
+                    f"{row['percent']:.0f}% {escape(short_symbol(row['symbol']))} ({escape(short_dso(row['dso']))})"
+                    for row in rows[:8]))
+            lines.append(f"| {entry['model']} | " + " | ".join(cells) + " |")
 
     lines += ["", "## Checks", ""]
     for entry in data["models"]:

@@ -15,6 +15,7 @@ import inspect
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -177,7 +178,8 @@ def lathe_threads_option():
 class ModelBench:
     """Every measurement of one model: both engines, both levels, interleaved."""
 
-    def __init__(self, name, path, settings):
+    def __init__(self, name, path, settings, profile_seconds):
+        self.profile_seconds = profile_seconds
         self.name = name
         self.path = path
         self.settings = settings
@@ -265,6 +267,13 @@ class ModelBench:
             if model2 is not None:
                 model2.close()
         result["rss"] = self.measure_rss()
+        if self.profile_seconds > 0:
+            result["profile"] = {
+                "1": perf_profile(self.path, 1, result["latency"]["lathe_c"]["p50_us"], self.profile_seconds),
+                "64": perf_profile(self.path, THROUGHPUT_BATCH,
+                                   THROUGHPUT_BATCH / result["throughput"]["lathe_c"]["samples_per_s"] * 1e6,
+                                   self.profile_seconds),
+            }
         return result
 
     def measure_latency(self, model, session, identity, server):
@@ -350,6 +359,43 @@ class ModelBench:
         return stats
 
 
+def perf_profile(model_path, batch, per_run_us, seconds):
+    """Top symbols of Lathe's engine (engine_bench under `perf record`) for ~`seconds` of runs at `batch`.
+
+    Returns [{"percent", "dso", "symbol"}, ...] (symbols of 1% or more, Swift names demangled), or
+    None when perf is missing or not permitted.
+    """
+    perf, swift = shutil.which("perf"), shutil.which("swift")
+    if perf is None:
+        return None
+    runs = max(20, int(seconds * 1e6 / max(per_run_us, 1e-3)))
+    data = BENCH_DIR / "results" / f".perf-{os.getpid()}.data"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        recorded = subprocess.run([perf, "record", "-q", "-F", "999", "-o", str(data), "--", str(ENGINE_BENCH),
+                                   str(model_path), "--runs", str(runs), "--warmup", "5", "--batch", str(batch)],
+                                  capture_output=True, text=True)
+        if recorded.returncode != 0:
+            return None
+        listing = subprocess.run([perf, "report", "-i", str(data), "--stdio", "--no-children", "--sort", "dso,symbol",
+                                  "--percent-limit", "1"], capture_output=True, text=True).stdout
+    finally:
+        data.unlink(missing_ok=True)
+    rows = []
+    for line in listing.splitlines():
+        fields = line.split(None, 3)
+        if len(fields) == 4 and fields[0].endswith("%") and fields[2] in ("[.]", "[k]"):
+            symbol = re.split(r"\s{2,}", fields[3].strip())[0]
+            rows.append({"percent": float(fields[0].rstrip("%")), "dso": fields[1], "symbol": symbol})
+    if swift is not None and rows:
+        demangled = subprocess.run([swift, "demangle", "--simplified", "--compact"], capture_output=True, text=True,
+                                   input="\n".join(row["symbol"] for row in rows) + "\n").stdout.splitlines()
+        if len(demangled) == len(rows):
+            for row, name in zip(rows, demangled):
+                row["symbol"] = name
+    return rows
+
+
 def sgemm_ceiling():
     """GFLOP/s of numpy's float32 matmul at 2048² on one thread (best of 3), in a subprocess."""
     code = ("import time, numpy as np\n"
@@ -421,6 +467,9 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(SEED_MODELS), help="seed model names to run")
     parser.add_argument("--models-dir", type=Path, default=REPOSITORY / "models" / "seed",
                         help="directory holding <name>/model.onnx")
+    parser.add_argument("--profile-seconds", type=float, default=None,
+                        help="seconds of `perf record` of Lathe's engine per model and batch size "
+                             "(default 2, quick 0.5; 0 skips the profiles)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results", help="directory for the reports")
     args = parser.parse_args()
     if not RELEASE_LIBRARY.is_file():
@@ -428,6 +477,8 @@ def main():
     models = find_models(args.models_dir.resolve(), args.models)
     mode = "quick" if args.quick else "full"
     settings = SETTINGS[mode]
+    if args.profile_seconds is None:
+        args.profile_seconds = 0.5 if args.quick else 2.0
     build_engine_bench()
     started = time.time()
     report_data = {
@@ -449,7 +500,7 @@ def main():
     for name, path in models:
         model_started = time.time()
         print(f"  {name} ...", end="", flush=True)
-        report_data["models"].append(ModelBench(name, path, settings).run())
+        report_data["models"].append(ModelBench(name, path, settings, args.profile_seconds).run())
         print(f" {time.time() - model_started:.0f} s (load average at start "
               f"{report_data['models'][-1]['load_average_1min_at_start']:.2f})", flush=True)
     report_data["load_after"] = uptime()
