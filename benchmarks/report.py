@@ -150,8 +150,10 @@ def short_dso(dso):
 
 def markdown(data):
     """The full markdown report."""
-    lines = ["# Lathe vs ONNX Runtime on the seed models", "", header(data), "",
-             "## Targets (issue 6)", "", targets_table(data), ""]
+    lines = ["# Lathe vs ONNX Runtime on the seed models", "", header(data), ""]
+    for failure in data.get("failed", []):
+        lines.append(f"- **Not measured: {failure['model']}**: {failure['error']}")
+    lines += ["", "## Targets (issue 6)", "", targets_table(data), ""]
 
     lines += ["## Engine level, batch 1 (µs)", "",
               "Lathe: `lathe_session_run` timed in C (benchmarks/engine_bench.c). ONNX Runtime: **estimate** = "

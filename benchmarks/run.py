@@ -493,6 +493,7 @@ def main():
         "lathe_threads_option": lathe_threads_option(),
         "sgemm_ceiling_reference_gflops": report.SGEMM_CEILING_GFLOPS,
         "models": [],
+        "failed": [],
     }
     print(f"lathe {lathe.version()} ({report_data['versions']['lathe_commit']}) vs onnxruntime "
           f"{onnxruntime.__version__}, {mode} run; {report_data['load_before']}", flush=True)
@@ -500,9 +501,15 @@ def main():
     for name, path in models:
         model_started = time.time()
         print(f"  {name} ...", end="", flush=True)
-        report_data["models"].append(ModelBench(name, path, settings, args.profile_seconds).run())
-        print(f" {time.time() - model_started:.0f} s (load average at start "
-              f"{report_data['models'][-1]['load_average_1min_at_start']:.2f})", flush=True)
+        load_average = os.getloadavg()[0]
+        try:
+            report_data["models"].append(ModelBench(name, path, settings, args.profile_seconds).run())
+        except (lathe.LatheError, RuntimeError, subprocess.CalledProcessError) as error:
+            detail = getattr(error, "stderr", None) or ""
+            report_data["failed"].append({"model": name, "error": f"{type(error).__name__}: {error} {detail}".strip()})
+            print(f" failed: {report_data['failed'][-1]['error']}", flush=True)
+            continue
+        print(f" {time.time() - model_started:.0f} s (load average at start {load_average:.2f})", flush=True)
     report_data["load_after"] = uptime()
     report_data["duration_s"] = round(time.time() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
