@@ -1,13 +1,13 @@
 /*
  * engine_bench.c — times Lathe's engine through the C ABI alone, with no Python in the loop.
  *
- *     engine_bench MODEL.onnx [--runs N] [--warmup N] [--batch B]
+ *     engine_bench MODEL.onnx [--runs N] [--warmup N] [--batch B] [--threads T]
  *         Loads the model, sets uniform random inputs in [-1, 1) once with
  *         lathe_session_set_input (symbolic dimensions = B, default 1), runs N untimed warm-up
  *         runs, then times N runs of lathe_session_run each with clock_gettime(CLOCK_MONOTONIC)
  *         and prints one JSON object: load time, p50/p90/p99/max/mean in microseconds, the CPU
  *         time per run (above 1x the wall time means more than one core was used) and the
- *         process's peak RSS (VmHWM).
+ *         process's peak RSS (VmHWM). --threads needs session options (below).
  *
  *     engine_bench MODEL.onnx --serve
  *         For benchmarks/run.py, which interleaves this process with ONNX Runtime: loads the
@@ -15,12 +15,16 @@
  *         {"load_ms": ...}, then answers commands read from stdin, one JSON line each:
  *             latency N     N timed batch-1 runs: {"times_ns": [...], "cpu_ns": ...}
  *             throughput N  N batch-64 runs in one timed loop: {"wall_ns": ..., "cpu_ns": ...}
- *             rss           {"max_rss_kb": ...} (peak RSS, VmHWM)
+ *             throughput2 N the same on a 2-thread session (with session options only)
+ *             rss           {"max_rss_kb": ...} (peak RSS, VmHWM), with each session's arena
+ *                           size when the library reports it
  *             quit          exits
  *
  * Build (benchmarks/run.py does it):
  *     cc -O2 -std=c11 -Iinclude benchmarks/engine_bench.c -L.build/release -llathe \
  *        -Wl,-rpath,$PWD/.build/release -o .build/engine_bench
+ * Add -DLATHE_BENCH_SESSION_OPTIONS when lathe.h declares lathe_session_options_set_threads and
+ * lathe_session_arena_bytes (run.py checks the header): threads and arena sizes are then used.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -64,10 +68,48 @@ static size_t element_size(lathe_dtype dtype) {
     }
 }
 
-/** A session with every input set once: random floats in [-1, 1), zeros for other types. */
-static lathe_session *prepared_session(const lathe_model *model, int64_t batch) {
+#ifdef LATHE_BENCH_SESSION_OPTIONS
+/** Whether this build can set a session's threads and read its arena size. */
+#define SESSION_OPTIONS 1
+
+/** A session running on `threads` threads. */
+static lathe_session *new_session(const lathe_model *model, int threads) {
+    lathe_session_options *options = NULL;
+    check(lathe_session_options_create(&options), "lathe_session_options_create");
+    check(lathe_session_options_set_threads(options, threads), "lathe_session_options_set_threads");
+    lathe_session *session = NULL;
+    check(lathe_session_create_with_options(model, options, &session), "lathe_session_create_with_options");
+    lathe_session_options_free(options);
+    return session;
+}
+
+/** The session's arena size in bytes. */
+static long long arena_bytes(const lathe_session *session) {
+    size_t bytes = 0;
+    check(lathe_session_arena_bytes(session, &bytes), "lathe_session_arena_bytes");
+    return (long long)bytes;
+}
+#else
+#define SESSION_OPTIONS 0
+
+/** A session with the library's defaults (this build cannot set threads; callers pass 1). */
+static lathe_session *new_session(const lathe_model *model, int threads) {
+    (void)threads;
     lathe_session *session = NULL;
     check(lathe_session_create(model, &session), "lathe_session_create");
+    return session;
+}
+
+/** Unknown without session options: -1. */
+static long long arena_bytes(const lathe_session *session) {
+    (void)session;
+    return -1;
+}
+#endif
+
+/** A session on `threads` threads with every input set once: random floats in [-1, 1), zeros otherwise. */
+static lathe_session *prepared_session(const lathe_model *model, int64_t batch, int threads) {
+    lathe_session *session = new_session(model, threads);
     size_t count = 0;
     check(lathe_model_input_count(model, &count), "lathe_model_input_count");
     uint64_t state = 1;
@@ -147,10 +189,10 @@ static lathe_model *load(const char *path, double *load_ms) {
 }
 
 /** Standalone mode: warm-up, `runs` timed runs at `batch`, one JSON summary on stdout. */
-static int run_standalone(const char *path, long runs, long warmup, int64_t batch) {
+static int run_standalone(const char *path, long runs, long warmup, int64_t batch, int threads) {
     double load_ms = 0;
     lathe_model *model = load(path, &load_ms);
-    lathe_session *session = prepared_session(model, batch);
+    lathe_session *session = prepared_session(model, batch, threads);
     for (long i = 0; i < warmup; i++) check(lathe_session_run(session), "lathe_session_run");
     int64_t *times = malloc((size_t)runs * sizeof *times);
     if (times == NULL) {
@@ -168,13 +210,14 @@ static int run_standalone(const char *path, long runs, long warmup, int64_t batc
     int64_t cpu = now_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu_start;
     qsort(times, (size_t)runs, sizeof *times, compare_int64);
 #define PERCENTILE_US(p) ((double)times[(size_t)((double)(runs - 1) * (p))] / 1e3)
-    printf("{\"model\": \"%s\", \"lathe\": \"%s\", \"batch\": %lld, \"runs\": %ld, \"warmup\": %ld, "
+    printf("{\"model\": \"%s\", \"lathe\": \"%s\", \"batch\": %lld, \"threads\": %d, \"runs\": %ld, \"warmup\": %ld, "
            "\"load_ms\": %.3f, \"p50_us\": %.2f, \"p90_us\": %.2f, \"p99_us\": %.2f, \"max_us\": %.2f, "
-           "\"mean_us\": %.2f, \"cpu_per_wall\": %.3f, \"samples_per_s\": %.1f, \"max_rss_kb\": %ld}\n",
-           path, lathe_version(), (long long)batch, runs, warmup, load_ms, PERCENTILE_US(0.5),
+           "\"mean_us\": %.2f, \"cpu_per_wall\": %.3f, \"samples_per_s\": %.1f, \"max_rss_kb\": %ld, "
+           "\"arena_bytes\": %lld}\n",
+           path, lathe_version(), (long long)batch, threads, runs, warmup, load_ms, PERCENTILE_US(0.5),
            PERCENTILE_US(0.9), PERCENTILE_US(0.99), (double)times[runs - 1] / 1e3,
            (double)total / (double)runs / 1e3, (double)cpu / (double)total,
-           (double)batch * (double)runs / ((double)total / 1e9), max_rss_kb());
+           (double)batch * (double)runs / ((double)total / 1e9), max_rss_kb(), arena_bytes(session));
 #undef PERCENTILE_US
     free(times);
     lathe_session_free(session);
@@ -186,9 +229,11 @@ static int run_standalone(const char *path, long runs, long warmup, int64_t batc
 static int run_server(const char *path) {
     double load_ms = 0;
     lathe_model *model = load(path, &load_ms);
-    lathe_session *single = prepared_session(model, 1);
-    lathe_session *batched = prepared_session(model, THROUGHPUT_BATCH);
-    printf("{\"load_ms\": %.3f, \"lathe\": \"%s\"}\n", load_ms, lathe_version());
+    lathe_session *single = prepared_session(model, 1, 1);
+    lathe_session *batched = prepared_session(model, THROUGHPUT_BATCH, 1);
+    lathe_session *threaded = SESSION_OPTIONS ? prepared_session(model, THROUGHPUT_BATCH, 2) : NULL;
+    printf("{\"load_ms\": %.3f, \"lathe\": \"%s\", \"threads_option\": %s}\n", load_ms, lathe_version(),
+           SESSION_OPTIONS ? "true" : "false");
     fflush(stdout);
     char line[128];
     int64_t *times = NULL;
@@ -199,7 +244,8 @@ static int run_server(const char *path) {
         int fields = sscanf(line, "%31s %ld", command, &count);
         if (fields >= 1 && strcmp(command, "quit") == 0) break;
         if (fields == 1 && strcmp(command, "rss") == 0) {
-            printf("{\"max_rss_kb\": %ld}\n", max_rss_kb());
+            printf("{\"max_rss_kb\": %ld, \"arena_bytes_1\": %lld, \"arena_bytes_64\": %lld}\n", max_rss_kb(),
+                   arena_bytes(single), arena_bytes(batched));
         } else if (fields == 2 && count > 0 && strcmp(command, "latency") == 0) {
             if (count > capacity) {
                 int64_t *grown = realloc(times, (size_t)count * sizeof *times);
@@ -220,10 +266,12 @@ static int run_server(const char *path) {
             printf("{\"cpu_ns\": %lld, \"times_ns\": [", (long long)cpu);
             for (long i = 0; i < count; i++) printf(i ? ",%lld" : "%lld", (long long)times[i]);
             printf("]}\n");
-        } else if (fields == 2 && count > 0 && strcmp(command, "throughput") == 0) {
+        } else if (fields == 2 && count > 0 && (strcmp(command, "throughput") == 0
+                                                || (threaded != NULL && strcmp(command, "throughput2") == 0))) {
+            lathe_session *session = strcmp(command, "throughput") == 0 ? batched : threaded;
             int64_t cpu_start = now_ns(CLOCK_PROCESS_CPUTIME_ID);
             int64_t start = now_ns(CLOCK_MONOTONIC);
-            for (long i = 0; i < count; i++) check(lathe_session_run(batched), "lathe_session_run");
+            for (long i = 0; i < count; i++) check(lathe_session_run(session), "lathe_session_run");
             int64_t wall = now_ns(CLOCK_MONOTONIC) - start;
             int64_t cpu = now_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu_start;
             printf("{\"wall_ns\": %lld, \"cpu_ns\": %lld, \"batch\": %d}\n", (long long)wall, (long long)cpu,
@@ -234,6 +282,7 @@ static int run_server(const char *path) {
         fflush(stdout);
     }
     free(times);
+    lathe_session_free(threaded);
     lathe_session_free(batched);
     lathe_session_free(single);
     lathe_model_free(model);
@@ -244,6 +293,7 @@ int main(int argc, char **argv) {
     const char *path = NULL;
     long runs = 2000, warmup = 200;
     long long batch = 1;
+    long threads = 1;
     int serve = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--serve") == 0) {
@@ -254,6 +304,8 @@ int main(int argc, char **argv) {
             warmup = strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
             batch = strtoll(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            threads = strtol(argv[++i], NULL, 10);
         } else if (path == NULL && argv[i][0] != '-') {
             path = argv[i];
         } else {
@@ -261,9 +313,14 @@ int main(int argc, char **argv) {
             break;
         }
     }
-    if (path == NULL || runs < 1 || warmup < 0 || batch < 1) {
-        fprintf(stderr, "usage: engine_bench MODEL.onnx [--runs N] [--warmup N] [--batch B] | MODEL.onnx --serve\n");
+    if (path == NULL || runs < 1 || warmup < 0 || batch < 1 || threads < 1 || threads > 256) {
+        fprintf(stderr, "usage: engine_bench MODEL.onnx [--runs N] [--warmup N] [--batch B] [--threads T]"
+                        " | MODEL.onnx --serve\n");
         return 2;
     }
-    return serve ? run_server(path) : run_standalone(path, runs, warmup, (int64_t)batch);
+    if (threads != 1 && !SESSION_OPTIONS) {
+        fprintf(stderr, "engine_bench: built without session options (lathe.h had no threads option): --threads 1 only\n");
+        return 2;
+    }
+    return serve ? run_server(path) : run_standalone(path, runs, warmup, (int64_t)batch, (int)threads);
 }

@@ -24,7 +24,9 @@ def metrics(entry):
     ort_best_latency = latency[f"ort_{latency['ort_best_path']}"]
     ort_best_throughput = throughput[f"ort_{throughput['ort_best_path']}"]["samples_per_s"]
     lathe_c = latency["lathe_c"]
-    lathe_threads = throughput.get("lathe_py_2t")
+    lathe_threads, lathe_single = throughput.get("lathe_c_2t"), throughput["lathe_c"]
+    if lathe_threads is None:
+        lathe_threads, lathe_single = throughput.get("lathe_py_2t"), throughput["lathe_py"]
     gflops = entry["flops_per_sample"] * throughput["lathe_c"]["samples_per_s"] / 1e9
     return {
         "engine_p50": ratio(lathe_c["p50_us"], latency["ort_engine_estimate"]["p50_us"]),
@@ -36,7 +38,7 @@ def metrics(entry):
         "gflops": gflops,
         "gflops_ort": entry["flops_per_sample"] * ort_best_throughput / 1e9,
         "ceiling_share": gflops / SGEMM_CEILING_GFLOPS,
-        "threads_speedup": (ratio(lathe_threads["samples_per_s"], throughput["lathe_py"]["samples_per_s"])
+        "threads_speedup": (ratio(lathe_threads["samples_per_s"], lathe_single["samples_per_s"])
                             if lathe_threads else None),
         "ort_threads_speedup": ratio(throughput["ort_2t_run"]["samples_per_s"], throughput["ort_run"]["samples_per_s"]),
         "load": ratio(entry["load"]["lathe_ms"], entry["load"]["ort_ms"]),
@@ -99,7 +101,8 @@ def targets_table(data):
         lines.append(f"| {text} | " + " | ".join(values) + f" | {met} |")
     if not data["lathe_threads_option"]:
         lines.append("")
-        lines.append("2-thread Lathe: n/a (no threads option yet: `lathe.Model` takes no `threads=`).")
+        lines.append("2-thread Lathe: n/a (no threads option yet: neither `lathe.Model(..., threads=)` nor "
+                     "`lathe_session_options_set_threads` in lathe.h).")
     return "\n".join(lines)
 
 
@@ -132,6 +135,14 @@ def header(data):
         f"- sgemm ceiling: {SGEMM_CEILING_GFLOPS:.0f} GFLOP/s per core (issue 6, OpenBLAS 2048²); numpy's matmul "
         f"measured now on 1 thread: {data['sgemm_measured_gflops']:.0f} GFLOP/s",
     ])
+
+
+def arena(entry):
+    """Lathe's arena sizes at batch 1 and 64 in KiB, or n/a when the library does not report them."""
+    sizes = entry.get("lathe_arena_bytes", {})
+    if any(sizes.get(batch, -1) < 0 for batch in ("1", "64")):
+        return "n/a"
+    return f"{sizes['1'] / 1024:,.0f} / {sizes['64'] / 1024:,.0f}"
 
 
 def short_symbol(symbol):
@@ -195,8 +206,9 @@ def markdown(data):
     for entry in data["models"]:
         throughput, derived = entry["throughput"], metrics(entry)
         ort = throughput[f"ort_{throughput['ort_best_path']}"]["samples_per_s"]
-        threaded = throughput.get("lathe_py_2t")
-        lathe_2t = f"{threaded['samples_per_s']:,.0f}" if threaded else "n/a (no threads option yet)"
+        threaded = [f"{throughput[key]['samples_per_s']:,.0f} ({level})"
+                    for key, level in (("lathe_c_2t", "C"), ("lathe_py_2t", "Python")) if key in throughput]
+        lathe_2t = ", ".join(threaded) or "n/a (no threads option yet)"
         lines.append(f"| {entry['model']} | {throughput['lathe_py']['samples_per_s']:,.0f} "
                      f"| {throughput['lathe_c']['samples_per_s']:,.0f} | {ort:,.0f} ({throughput['ort_best_path']}) "
                      f"| **{times(derived['throughput'])}** | {derived['gflops']:.1f} | {derived['gflops_ort']:.1f} "
@@ -209,8 +221,8 @@ def markdown(data):
               "that imports numpy and the engine, loads the model and runs it at batch 1 and 64 (benchmarks/probe.py); "
               "the part above Python + numpy alone is shown too. Lathe C: the engine_bench process.", "",
               "| model | Lathe load ms | ORT load ms | Lathe/ORT | Lathe peak RSS MiB | ORT peak RSS MiB | Lathe/ORT "
-              "| above Python+numpy: Lathe / ORT MiB | Lathe C load ms | Lathe C peak RSS MiB |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| above Python+numpy: Lathe / ORT MiB | Lathe C load ms | Lathe C peak RSS MiB | Lathe arena KiB, batch 1 / 64 |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for entry in data["models"]:
         load, rss, derived = entry["load"], entry["rss"], metrics(entry)
         ours, theirs = rss["lathe"], rss["onnxruntime"]
@@ -218,7 +230,7 @@ def markdown(data):
                      f"| {ours['max_rss_kb'] / 1024:.1f} | {theirs['max_rss_kb'] / 1024:.1f} | **{times(derived['rss'])}** "
                      f"| {(ours['max_rss_kb'] - ours['baseline_rss_kb']) / 1024:.1f} / "
                      f"{(theirs['max_rss_kb'] - theirs['baseline_rss_kb']) / 1024:.1f} "
-                     f"| {load['lathe_c_ms']:.2f} | {entry['lathe_c_max_rss_kb'] / 1024:.1f} |")
+                     f"| {load['lathe_c_ms']:.2f} | {entry['lathe_c_max_rss_kb'] / 1024:.1f} | {arena(entry)} |")
 
     profiled = [entry for entry in data["models"] if entry.get("profile")]
     if profiled:

@@ -260,7 +260,9 @@ class ModelBench:
             result["max_rel_error"] = self.check_outputs(model, session)
             result["latency"] = self.measure_latency(model, session, identity, server)
             result["throughput"] = self.measure_throughput(model, model2, session, session2, server)
-            result["lathe_c_max_rss_kb"] = server.request("rss")["max_rss_kb"]
+            memory = server.request("rss")
+            result["lathe_c_max_rss_kb"] = memory["max_rss_kb"]
+            result["lathe_arena_bytes"] = {"1": memory.get("arena_bytes_1", -1), "64": memory.get("arena_bytes_64", -1)}
         finally:
             server.close()
             model.close()
@@ -337,6 +339,12 @@ class ModelBench:
 
         loops = {name: (lambda runs, call=call: python_throughput(call, runs)) for name, call in calls.items()}
         loops["lathe_c"] = lathe_c
+        if server.hello.get("threads_option"):
+            def lathe_c_2t(runs):
+                reply = server.request(f"throughput2 {runs}")
+                return reply["wall_ns"], reply["cpu_ns"]
+
+            loops["lathe_c_2t"] = lathe_c_2t
         counts = {}
         for name, loop in loops.items():
             loop(2)
@@ -355,7 +363,7 @@ class ModelBench:
                         "runs_per_block": counts[name], "cpu_per_wall": statistics.median(cpu_per_wall[name])}
                  for name in names}
         stats["ort_best_path"] = max(("run", "iobinding"), key=lambda path: stats[f"ort_{path}"]["samples_per_s"])
-        stats["lathe_threads_option"] = model2 is not None
+        stats["lathe_threads_option"] = model2 is not None or "lathe_c_2t" in loops
         return stats
 
 
@@ -440,13 +448,26 @@ def git_revision():
 
 
 def build_engine_bench():
-    """Compiles benchmarks/engine_bench.c against the release liblathe.so."""
+    """Compiles benchmarks/engine_bench.c against the release liblathe.so.
+
+    When include/lathe.h declares session options (threads) and the arena size, they are compiled
+    in; if that build fails, engine_bench is built without them. Returns whether they are in.
+    """
     compiler = shutil.which(os.environ.get("CC", "cc"))
     if compiler is None:
         raise SystemExit("no C compiler (cc) on PATH; engine_bench.c cannot be built")
-    subprocess.run([compiler, "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", f"-I{REPOSITORY / 'include'}",
-                    str(BENCH_DIR / "engine_bench.c"), f"-L{RELEASE_LIBRARY.parent}", "-llathe",
-                    f"-Wl,-rpath,{RELEASE_LIBRARY.parent}", "-o", str(ENGINE_BENCH)], check=True)
+    command = [compiler, "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", f"-I{REPOSITORY / 'include'}",
+               str(BENCH_DIR / "engine_bench.c"), f"-L{RELEASE_LIBRARY.parent}", "-llathe",
+               f"-Wl,-rpath,{RELEASE_LIBRARY.parent}", "-o", str(ENGINE_BENCH)]
+    header = (REPOSITORY / "include" / "lathe.h").read_text()
+    if "lathe_session_options_set_threads" in header and "lathe_session_arena_bytes" in header:
+        built = subprocess.run(command + ["-DLATHE_BENCH_SESSION_OPTIONS"], capture_output=True, text=True)
+        if built.returncode == 0:
+            return True
+        print("engine_bench: lathe.h declares session options but using them failed; building without:\n"
+              + built.stderr, file=sys.stderr)
+    subprocess.run(command, check=True)
+    return False
 
 
 def find_models(models_dir, names):
@@ -479,7 +500,7 @@ def main():
     settings = SETTINGS[mode]
     if args.profile_seconds is None:
         args.profile_seconds = 0.5 if args.quick else 2.0
-    build_engine_bench()
+    session_options = build_engine_bench()
     started = time.time()
     report_data = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -490,7 +511,9 @@ def main():
         "versions": {"lathe": lathe.version(), "lathe_binding": lathe.__version__, "lathe_commit": git_revision(),
                      "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "onnx": onnx.__version__},
         "lathe_library": str(lathe.library_path),
-        "lathe_threads_option": lathe_threads_option(),
+        "lathe_threads_option": lathe_threads_option() or session_options,
+        "lathe_python_threads_option": lathe_threads_option(),
+        "lathe_c_session_options": session_options,
         "sgemm_ceiling_reference_gflops": report.SGEMM_CEILING_GFLOPS,
         "models": [],
         "failed": [],
