@@ -38,6 +38,8 @@ let package = Package(
         // MARK: - Implementation details
         .target(
             name: "CLatheShims",
+            // DWARF 4: valgrind 3.19 cannot read the DWARF 5 string forms of more than one C unit.
+            cSettings: [.unsafeFlags(["-gdwarf-4"])],
             linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("ffi"), .linkedLibrary("dl")]
         ),
         .target(name: "LatheCore", dependencies: ["CLatheShims"]),

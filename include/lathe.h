@@ -244,4 +244,7 @@ lathe_status lathe_session_get_output_dlpack(lathe_session *session, const char 
 }
 #endif
 
+/* Custom ops, plugins, foreign kernels and the registry listing. */
+#include "lathe_plugin.h"
+
 #endif /* LATHE_H */

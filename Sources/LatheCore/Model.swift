@@ -91,7 +91,8 @@ public final class Model: Sendable {
             let context = NodeContext(name: node.name, opType: node.opType, domain: node.domain, opset: opset,
                                       attributes: node.attributes,
                                       inputPresent: node.inputs.map { !$0.isEmpty },
-                                      outputPresent: node.outputs.map { !$0.isEmpty })
+                                      outputPresent: node.outputs.map { !$0.isEmpty },
+                                      declaredOutputs: node.outputs.map { name in graph.outputs.first { $0.name == name } })
             let kernel = try entry.makeKernel(context)
             steps.append(Step(node: node, kernel: kernel,
                               inputs: node.inputs.map { $0.isEmpty ? nil : id($0) },

@@ -13,9 +13,12 @@ public struct NodeContext: Sendable {
     public let inputPresent: [Bool]
     /// Which output slots are wired.
     public let outputPresent: [Bool]
+    /// Per output slot, the type the model declares for it (graph outputs), else nil.
+    public let declaredOutputs: [ValueInfo?]
 
     public init(name: String, opType: String, domain: String, opset: Int, attributes: Attributes,
-                inputPresent: [Bool], outputPresent: [Bool]) {
+                inputPresent: [Bool], outputPresent: [Bool], declaredOutputs: [ValueInfo?] = []) {
+        self.declaredOutputs = declaredOutputs
         self.name = name
         self.opType = opType
         self.domain = domain
@@ -86,6 +89,7 @@ public struct OpEntry: Sendable {
 public final class OpRegistry: Sendable {
     private struct Key: Hashable { let domain: String, opType: String }
     private let table = Mutex<[Key: [OpEntry]]>([:])
+    private let changes = Atomic<Int>(0)
 
     public init() {}
 
@@ -109,14 +113,22 @@ public final class OpRegistry: Sendable {
                     "op '\(entry.opType)' (domain '\(entry.domain)') is already registered for opsets \(clash.sinceVersion)...\(clash.untilVersion) by \(clash.origin)")
             }
             table[key, default: []].append(entry)
+            changes.add(1, ordering: .sequentiallyConsistent)
         }
     }
+
+    /// Counts registrations and removals, so a listing can tell whether the table changed.
+    public var generation: Int { changes.load(ordering: .sequentiallyConsistent) }
 
     /// Removes every entry for `(domain, opType)`; returns how many were removed.
     @discardableResult
     public func unregister(domain: String, opType: String) -> Int {
         let key = Key(domain: Self.normalize(domain: domain), opType: opType)
-        return table.withLock { $0.removeValue(forKey: key)?.count ?? 0 }
+        return table.withLock {
+            let removed = $0.removeValue(forKey: key)?.count ?? 0
+            if removed > 0 { changes.add(1, ordering: .sequentiallyConsistent) }
+            return removed
+        }
     }
 
     /// The entry serving `opset`, if any.

@@ -3,6 +3,8 @@
 struct Plan {
     /// Input types this plan was built for, in `Model.inputIDs` order.
     let inputTypes: [TensorType]
+    /// Values of the small integer inputs this plan was specialised to (see `Plan.isShapeLike`), by input index.
+    let inputValues: [Int: Tensor]
     /// Type of every value id (nil for values never computed).
     let types: [TensorType?]
     /// Values known at plan time (initializers and folded results).
@@ -11,7 +13,14 @@ struct Plan {
     let steps: [Model.Step]
 
     /// Infers types through the graph and folds every step whose inputs are all constant.
-    init(model: Model, inputTypes: [TensorType]) throws {
+    /// Whether an input of this type is treated as a plan-time value: a small int32/int64 tensor, such as a
+    /// shape, axes or slice bounds fed at run time. Plans are then specialised to its values (re-planned when
+    /// they change), so ops whose output shape depends on it (Reshape, Slice, Expand, ...) can be planned.
+    static func isShapeLike(_ type: TensorType) -> Bool {
+        (type.dtype == .int64 || type.dtype == .int32) && type.shape.count <= 1 && type.count <= 64
+    }
+
+    init(model: Model, inputTypes: [TensorType], inputValues: [Int: Tensor] = [:]) throws {
         var types = [TensorType?](repeating: nil, count: model.valueNames.count)
         var constants: [Int: Tensor] = [:]
         for (name, tensor) in model.graph.initializers {
@@ -20,6 +29,7 @@ struct Plan {
             types[id] = tensor.type
         }
         for (id, type) in zip(model.inputIDs, inputTypes) { types[id] = type }
+        for (index, value) in inputValues { constants[model.inputIDs[index]] = value }
 
         var remaining: [Model.Step] = []
         for step in model.steps {
@@ -61,6 +71,7 @@ struct Plan {
             remaining.append(step)
         }
         self.inputTypes = inputTypes
+        self.inputValues = inputValues
         self.types = types
         self.constants = constants
         self.steps = remaining

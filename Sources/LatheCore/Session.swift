@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One inference context over a model: owns the buffers of every intermediate value, re-plans only
 /// when input shapes change. Use from one thread at a time; create one session per thread.
 public final class Session {
@@ -59,7 +63,7 @@ public final class Session {
             throw LatheError(.invalidState, "input '\(model.graph.inputs[i].name)' is not set")
         }
         let inputTypes = inputs.map { $0!.type }
-        if plan == nil || plan!.inputTypes != inputTypes {
+        if plan == nil || plan!.inputTypes != inputTypes || !shapeLikeInputsMatchPlan() {
             try replan(inputTypes)
         }
         let plan = plan!
@@ -80,10 +84,24 @@ public final class Session {
         hasRun = true
     }
 
+    /// Whether the small integer inputs hold the values the current plan was specialised to.
+    private func shapeLikeInputsMatchPlan() -> Bool {
+        guard let plan else { return false }
+        for (index, value) in plan.inputValues {
+            guard let input = inputs[index], input.byteCount == value.byteCount,
+                  memcmp(input.bytes, value.bytes, value.byteCount) == 0 else { return false }
+        }
+        return true
+    }
+
     private func replan(_ inputTypes: [TensorType]) throws {
         plan = nil
         hasRun = false
-        let newPlan = try Plan(model: model, inputTypes: inputTypes)
+        var inputValues: [Int: Tensor] = [:]
+        for (index, type) in inputTypes.enumerated() where Plan.isShapeLike(type) {
+            inputValues[index] = try inputs[index]?.copy()
+        }
+        let newPlan = try Plan(model: model, inputTypes: inputTypes, inputValues: inputValues)
         var newValues = [Tensor?](repeating: nil, count: model.valueNames.count)
         for (id, t) in newPlan.constants { newValues[id] = t }
         for step in newPlan.steps {
@@ -109,7 +127,7 @@ public final class Session {
             types.append(TensorType(info.dtype, shape))
         }
         for name in shapes.keys { _ = try inputIndex(name) }
-        if plan?.inputTypes != types { try replan(types) }
+        if plan?.inputTypes != types || !shapeLikeInputsMatchPlan() { try replan(types) }
     }
 
     /// Index of a declared output, or an error listing the valid names.

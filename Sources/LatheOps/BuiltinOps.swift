@@ -13,6 +13,8 @@ public enum BuiltinOps {
         try PoolingOps.register(into: registry)
         try NormalizationOps.register(into: registry)
         try RecurrentOps.register(into: registry)
+        try SlicingOps.register(into: registry)
+        try CastOps.register(into: registry)
     }
 
     /// Registers the built-ins into `OpRegistry.shared` exactly once per process.

@@ -48,4 +48,18 @@ import LatheOps
         #expect(throws: LatheError.self) { try session.setInput("x", try Tensor(shape: [2], floats: [1, 2])) }
         #expect(throws: LatheError.self) { try session.setInput("nope", try Tensor(shape: [1], floats: [1])) }
     }
+
+    @Test func shapeInputsFedAtRunTimeSpecialiseThePlan() throws {
+        let graph = Graph(inputs: [ValueInfo(name: "x", dtype: .float32, dims: [.fixed(2), .fixed(6)]),
+                                   ValueInfo(name: "shape", dtype: .int64, dims: [.symbolic("R")])],
+                          outputs: [ValueInfo(name: "y", dtype: .float32, dims: nil)],
+                          nodes: [Node(name: "r", opType: "Reshape", inputs: ["x", "shape"], outputs: ["y"])])
+        let session = Session(model: try Model(graph: graph, registry: registry()))
+        let x = try Tensor(shape: [2, 6], floats: (0..<12).map(Float.init))
+        for target in [[3, 4], [4, -1], [12], [2, 3, 2]] {
+            let out = try session.run(["x": x, "shape": Tensor(shape: [target.count], int64s: target.map(Int64.init))])
+            #expect(out["y"]!.count == 12 && out["y"]!.floatArray() == (0..<12).map(Float.init))
+            #expect(out["y"]!.shape == (target == [4, -1] ? [4, 3] : target))
+        }
+    }
 }

@@ -28,6 +28,14 @@ from ._library import EXPECTED_ABI_VERSION, LibraryNotFoundError
 from ._model import Model, TensorInfo
 from ._native import lib as _lib
 from ._native import library_path
+from .plugins import (
+    OpInfo,
+    load_plugin,
+    register_foreign_op,
+    register_op,
+    registered_ops,
+    unregister_op,
+)
 
 #: Version of this Python binding; `version()` gives the loaded library's.
 __version__ = "0.1.0"
@@ -64,10 +72,16 @@ __all__ = [
     "LatheError",
     "LibraryNotFoundError",
     "Model",
+    "OpInfo",
     "Status",
     "TensorInfo",
     "abi_version",
     "library_path",
+    "load_plugin",
+    "register_foreign_op",
+    "register_op",
+    "registered_ops",
     "status_name",
+    "unregister_op",
     "version",
 ]

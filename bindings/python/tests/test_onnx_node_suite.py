@@ -7,9 +7,8 @@ either mechanical (an op outside the claimed set, a tensor type outside float32/
 int32 indices), which this module recomputes and checks against the file, or judged by hand
 (e.g. a random training-mode mask). Everything not in the file must pass, compared as onnx's
 own runner does: same dtype and shape, np.testing.assert_allclose(rtol=1e-3, atol=1e-7).
-Lathe plans shapes once, so the shape/axes inputs of Reshape, Squeeze, Unsqueeze and
-ConstantOfShape, which the node tests feed at run time, are given to it as initializers holding
-the stored values (PLAN_TIME_INPUTS); the summary says how many tests ran that way.
+Shape/axes inputs that the node tests feed at run time (Reshape, Slice, Expand, ...) are fed
+as they are: Lathe specialises its plan to the values of small integer inputs.
 
 At the end of the session a per-op summary "OpType: N passed, M failed, K skipped" and the
 totals are printed. To rewrite the mechanical entries of the list (hand-written ones are kept):
@@ -25,13 +24,10 @@ import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
-CLAIMED_OPS = frozenset({
-    "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
-    "Softmax", "LogSoftmax", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool",
-    "BatchNormalization", "Dropout", "Flatten", "Reshape", "Transpose", "Concat", "Squeeze",
-    "Unsqueeze", "Gather", "Shape", "Constant", "ConstantOfShape", "Identity", "Clip", "LSTM",
-    "GRU",
-})
+import lathe
+
+#: The ops Lathe claims: every built-in entry of the default domain, read from the op table.
+CLAIMED_OPS = frozenset(op.op_type for op in lathe.registered_ops() if op.domain == "" and op.origin == "builtin")
 CLAIMED_DTYPES = frozenset({TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL})
 NODE_DIR = pathlib.Path(onnx.__file__).parent / "backend" / "test" / "data" / "node"
 SKIP_LIST = pathlib.Path(__file__).with_name("onnx_node_tests.txt")
@@ -39,9 +35,6 @@ RTOL, ATOL = 1e-3, 1e-7
 #: Ending of skip reasons for features Lathe refuses with an error; such tests are still run
 #: and must still raise LatheError, so the list cannot go stale.
 REFUSED = "refuses it"
-#: Input slots Lathe needs at plan time (it plans shapes once, statically). The node tests feed
-#: them at run time; the runner turns them into initializers holding the same stored values.
-PLAN_TIME_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ConstantOfShape": (0,)}
 
 
 def dtype_name(elem_type):
@@ -135,7 +128,6 @@ def read_skip_list(path=SKIP_LIST):
 SCOPE = discover()
 SKIPS = read_skip_list() if SKIP_LIST.exists() else {}
 OUTCOMES = collections.defaultdict(collections.Counter)
-FOLDED = collections.Counter()
 
 
 class NodeSuiteSummary:
@@ -154,9 +146,6 @@ class NodeSuiteSummary:
                                         f"{counts['skipped']} skipped")
         terminalreporter.write_line(f"ONNX node suite total ({len(OUTCOMES)} ops): {totals['passed']} passed, "
                                     f"{totals['failed']} failed, {totals['skipped']} skipped")
-        if FOLDED:
-            terminalreporter.write_line("passed with shape/axes inputs given at plan time: " +
-                                        ", ".join(f"{op} {n}" for op, n in sorted(FOLDED.items())))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -174,21 +163,8 @@ def read_tensor(path):
     return tensor.name, numpy_helper.to_array(tensor)
 
 
-def fold_plan_time_inputs(model, feeds):
-    """Moves graph inputs that feed PLAN_TIME_INPUTS slots into initializers; returns their count."""
-    slots = {n.input[i] for n in model.graph.node for i in PLAN_TIME_INPUTS.get(n.op_type, ())
-             if i < len(n.input)}
-    folded = [v for v in model.graph.input if v.name in slots and v.name in feeds]
-    for value in folded:
-        model.graph.input.remove(value)
-        model.graph.initializer.append(numpy_helper.from_array(feeds.pop(value.name), value.name))
-    return len(folded)
-
-
 def run_node_test(test):
-    """Runs one node test through lathe and compares every output like onnx's runner.
-
-    Returns how many inputs were folded into initializers (see PLAN_TIME_INPUTS)."""
+    """Runs one node test through lathe and compares every output like onnx's runner."""
     import lathe
 
     model = load_model(test)
@@ -202,7 +178,6 @@ def run_node_test(test):
         if path.exists():
             stored_name, array = read_tensor(path)
             feeds[stored_name or name] = array
-    folded = fold_plan_time_inputs(model, feeds)
     expected = [read_tensor(data_dir / f"output_{i}.pb")[1] for i in range(len(output_names))]
     result = lathe.Model(model.SerializeToString()).predict(feeds)
     if not isinstance(result, dict):
@@ -216,7 +191,6 @@ def run_node_test(test):
             np.testing.assert_allclose(actual, reference, rtol=RTOL, atol=ATOL, err_msg=name)
         else:
             np.testing.assert_array_equal(actual, reference, err_msg=name)
-    return folded
 
 
 def assert_still_refused(test):
@@ -240,15 +214,13 @@ def test_node(test):
                 assert_still_refused(test)
             OUTCOMES[op]["skipped"] += 1
             pytest.skip(SKIPS[test])
-        folded = run_node_test(test)
+        run_node_test(test)
     except BaseException as error:
         if isinstance(error, pytest.skip.Exception):
             raise
         OUTCOMES[op]["failed"] += 1
         raise
     OUTCOMES[op]["passed"] += 1
-    if folded:
-        FOLDED[op] += 1
 
 
 def test_skip_list_matches_mechanical_reasons():

@@ -1,0 +1,72 @@
+"""Slice, Expand and Cast through lathe vs onnxruntime (exact for integer results;
+max abs error <= 1e-6 * max(1, max|ref|) for floats)."""
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import lathe
+
+
+def run_both(node, x, consts, out_type=TensorProto.FLOAT, opset=17):
+    graph = helper.make_graph(
+        [node], "t", [helper.make_tensor_value_info("x", helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)],
+        [helper.make_tensor_value_info("y", out_type, None)],
+        [numpy_helper.from_array(v, n) for n, v in consts.items()])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString()
+    ref = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    return lathe.Model(data).predict(x), ref
+
+
+SLICES = [([1], [3], [0], [1]), ([0, 1], [-1, 100], [1, 2], [1, 2]), ([-1], [-100], [2], [-1]),
+          ([5], [-6], [1], [-2]), ([0, 0, 0], [4, 5, 6], [0, 1, 2], [2, 2, 3]), ([2], [2], [0], [1]),
+          ([-2], [np.iinfo(np.int64).max], [-1], [1])]
+
+
+@pytest.mark.parametrize("starts,ends,axes,steps", SLICES)
+@pytest.mark.parametrize("index_dtype", [np.int64, np.int32])
+def test_slice(starts, ends, axes, steps, index_dtype):
+    x = np.random.default_rng(0).standard_normal((4, 5, 6)).astype(np.float32)
+    info = np.iinfo(index_dtype)
+    consts = {n: np.clip(np.array(v, np.int64), info.min, info.max).astype(index_dtype)
+              for n, v in zip(["s", "e", "a", "st"], [starts, ends, axes, steps])}
+    got, ref = run_both(helper.make_node("Slice", ["x", "s", "e", "a", "st"], ["y"]), x, consts)
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("in_shape,shape", [((3, 1), (2, 1, 4)), ((1,), (5,)), ((2, 3), (2, 3)), ((1, 3, 1), (4, 1, 2))])
+def test_expand(in_shape, shape):
+    x = np.random.default_rng(1).standard_normal(in_shape).astype(np.float32)
+    got, ref = run_both(helper.make_node("Expand", ["x", "s"], ["y"]), x, {"s": np.array(shape, np.int64)})
+    np.testing.assert_array_equal(got, ref)
+
+
+CASTS = [(np.float32, TensorProto.INT64), (np.float32, TensorProto.INT32), (np.float32, TensorProto.BOOL),
+         (np.float32, TensorProto.DOUBLE), (np.int64, TensorProto.FLOAT), (np.int64, TensorProto.INT32),
+         (np.int32, TensorProto.INT64), (np.float32, TensorProto.UINT8), (np.int64, TensorProto.BOOL)]
+
+
+@pytest.mark.parametrize("src,to", CASTS)
+def test_cast(src, to):
+    rng = np.random.default_rng(2)
+    x = (rng.uniform(-100, 100, (3, 7)) if src == np.float32 else rng.integers(-1000, 1000, (3, 7))).astype(src)
+    if to == TensorProto.UINT8:
+        x = np.abs(x)
+    got, ref = run_both(helper.make_node("Cast", ["x"], ["y"], to=to), x, {}, out_type=to)
+    assert got.dtype == ref.dtype
+    if np.issubdtype(ref.dtype, np.floating):
+        assert np.max(np.abs(got - ref)) <= 1e-6 * max(1, np.max(np.abs(ref)))
+    else:
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_slice_with_runtime_starts_is_a_clear_error():
+    graph = helper.make_graph(
+        [helper.make_node("Slice", ["x", "s", "e"], ["y"])], "t",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4]), helper.make_tensor_value_info("s", TensorProto.INT64, [1]),
+         helper.make_tensor_value_info("e", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = lathe.Model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    with pytest.raises(lathe.LatheError) as info:
+        model.predict({"x": np.zeros(4, np.float32), "s": np.array([0]), "e": np.array([2])})
+    assert info.value.status == lathe.LATHE_ERROR_UNSUPPORTED_OP and "starts" in str(info.value)
