@@ -1,0 +1,376 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LatheCore
+import LatheOps
+
+/// Backpropagation through time for LSTM and GRU.
+///
+/// Covered: directions forward, reverse and bidirectional, both layouts, the default activations
+/// (LSTM Sigmoid/Tanh/Tanh, GRU Sigmoid/Tanh), GRU `linear_before_reset` 0 and 1, every output slot
+/// optional, gradients for X, W, R, B, initial_h and initial_c. Not covered (the backward throws
+/// `.unsupportedOp`; the forward still runs through the inference kernel): `sequence_lens`, peepholes,
+/// `clip`, `input_forget` and other activations.
+///
+/// The training forward walks each direction in processing order (`step s` reads time
+/// `t = reversed ? seq − 1 − s : s`) and keeps, per direction, the gate activations and the hidden (and
+/// cell) state before and after every step; the backward walks the steps back, collecting the
+/// pre-activation gradients of every step so dW, dR, dB and dX are one GEMM each.
+enum RecurrentGradients {
+    static func register(into registry: OpRegistry) throws {
+        try registry.setGradient(opType: "LSTM") { try RecurrentGradient($0, cell: .lstm) }
+        try registry.setGradient(opType: "GRU") { c in
+            try RecurrentGradient(c, cell: .gru(linearBeforeReset: try c.attributes.int("linear_before_reset", 0) != 0))
+        }
+    }
+}
+
+/// Sizes of one LSTM/GRU run and where its tensors keep each step, for either `layout`.
+struct RecurrentShape {
+    let seq: Int, batch: Int, input: Int, hidden: Int, directions: Int
+    /// `layout = 1`: X, Y and the states are batch-major.
+    let batchMajor: Bool
+
+    /// Row of X (of `input` values) holding time `t` of batch entry `b`.
+    func xRow(_ t: Int, _ b: Int) -> Int { batchMajor ? b * seq + t : t * batch + b }
+    /// Offset in Y of time `t`, direction `d`, batch entry `b`.
+    func yOffset(_ t: Int, _ d: Int, _ b: Int) -> Int {
+        (batchMajor ? (b * seq + t) * directions + d : (t * directions + d) * batch + b) * hidden
+    }
+    /// Offset in a state tensor of direction `d`, batch entry `b`.
+    func stateOffset(_ d: Int, _ b: Int) -> Int { (batchMajor ? b * directions + d : d * batch + b) * hidden }
+}
+
+/// The gradient (and training forward) of LSTM or GRU.
+final class RecurrentGradient: GradientKernel {
+    /// Which cell the node runs.
+    enum Cell: Sendable, Equatable {
+        case lstm
+        case gru(linearBeforeReset: Bool)
+
+        /// Gates per direction: 4 (i, o, f, c) or 3 (z, r, h).
+        var gates: Int { self == .lstm ? 4 : 3 }
+    }
+
+    let cell: Cell
+    let label: String
+    let reverse: Bool, bidirectional: Bool
+    let batchMajor: Bool
+    /// Why this node's backward cannot run, if it cannot.
+    let unsupported: String?
+
+    init(_ c: NodeContext, cell: Cell) throws {
+        self.cell = cell
+        label = c.label
+        let a = c.attributes
+        let direction = try a.string("direction", "forward")
+        reverse = direction == "reverse"
+        bidirectional = direction == "bidirectional"
+        batchMajor = try a.int("layout", 0) == 1
+        let defaults = cell == .lstm ? ["Sigmoid", "Tanh", "Tanh"] : ["Sigmoid", "Tanh"]
+        var reasons: [String] = []
+        if let names = try a.strings("activations"),
+           names.map({ $0.lowercased() }) != (0..<(bidirectional ? 2 : 1)).flatMap({ _ in defaults.map { $0.lowercased() } }) {
+            reasons.append("activations other than \(defaults)")
+        }
+        if try a.float("clip") != nil { reasons.append("clip") }
+        if try a.int("input_forget", 0) != 0 { reasons.append("input_forget") }
+        let present = c.inputPresent
+        if present.count > 4, present[4] { reasons.append("sequence_lens") }
+        if cell == .lstm, present.count > 7, present[7] { reasons.append("peepholes (P)") }
+        unsupported = reasons.isEmpty ? nil : reasons.joined(separator: ", ")
+    }
+
+    /// Sizes of this run, from X and R.
+    func shape(_ inputs: [Tensor?]) throws -> RecurrentShape {
+        let x = try floatTensor(inputs, 0, "X"), r = try floatTensor(inputs, 2, "R")
+        guard x.rank == 3, r.rank == 3 else { throw LatheError.shape("\(label): X and R must have rank 3") }
+        return RecurrentShape(seq: batchMajor ? x.shape[1] : x.shape[0], batch: batchMajor ? x.shape[0] : x.shape[1],
+                              input: x.shape[2], hidden: r.shape[2], directions: bidirectional ? 2 : 1,
+                              batchMajor: batchMajor)
+    }
+
+    /// Whether direction `d` walks from the last step to the first.
+    func reversed(_ d: Int) -> Bool { reverse || d == 1 }
+
+    /// X's rows for direction `d` in processing order: `[seq, batch, input]`.
+    func gatherInput(_ x: Tensor, _ g: RecurrentShape, direction d: Int, into xs: UnsafeMutablePointer<Float>) {
+        for s in 0..<g.seq {
+            let t = reversed(d) ? g.seq - 1 - s : s
+            for b in 0..<g.batch {
+                (xs + (s * g.batch + b) * g.input).update(from: x.floats + g.xRow(t, b) * g.input, count: g.input)
+            }
+        }
+    }
+
+    /// Runs the cell, writing the wired outputs and keeping per direction `[states, cells, gates, aux]`:
+    /// hidden states `[seq + 1, batch, hidden]` (entry 0 is initial_h), LSTM cell states of the same shape,
+    /// activated gates `[seq, batch, gates·hidden]`, and for GRU the recurrent input of the candidate
+    /// (`r ⊙ h` without `linear_before_reset`, `h·Rhᵀ + Rbh` with it) `[seq, batch, hidden]`.
+    func trainingForward(_ inputs: [Tensor?], _ outputs: [Tensor?], seed: UInt64) throws -> [Tensor]? {
+        guard unsupported == nil else { return nil }
+        let g = try shape(inputs)
+        guard g.seq > 0 else { return nil }
+        let x = inputs[0]!, w = inputs[1]!, r = inputs[2]!
+        let bias = slot(inputs, 3), initialH = slot(inputs, 5), initialC = cell == .lstm ? slot(inputs, 6) : nil
+        let hidden = g.hidden, width = cell.gates * hidden, rows = g.seq * g.batch
+        let stateCount = (g.seq + 1) * g.batch * hidden
+        let states = try Tensor(.float32, shape: [g.directions, g.seq + 1, g.batch, hidden])
+        let cells = try Tensor(.float32, shape: cell == .lstm ? [g.directions, g.seq + 1, g.batch, hidden] : [0])
+        let gates = try Tensor(.float32, shape: [g.directions, g.seq, g.batch, width])
+        let aux = try Tensor(.float32, shape: cell == .lstm ? [0] : [g.directions, g.seq, g.batch, hidden])
+        let xs = try Tensor(.float32, shape: [rows, g.input])
+        let gateBias = try Tensor(.float32, shape: [2 * width])
+        let recurrent = try Tensor(.float32, shape: [g.batch, width])
+        for d in 0..<g.directions {
+            let hs = states.floats + d * stateCount, acts = gates.floats + d * rows * width
+            let wd = w.floats + d * width * g.input, rd = r.floats + d * width * hidden
+            gatherInput(x, g, direction: d, into: xs.floats)
+            // Pre-activations from X (plus Wb + Rb, or Wb alone for GRU's h gate with linear_before_reset).
+            packageSgemm(transA: false, transB: true, m: rows, n: width, k: g.input, alpha: 1, a: xs.floats,
+                         lda: g.input, b: wd, ldb: g.input, beta: 0, c: acts, ldc: width)
+            let wb = gateBias.floats, rb = wb + width
+            if let bias {
+                wb.update(from: bias.floats + d * 2 * width, count: 2 * width)
+            } else {
+                wb.update(repeating: 0, count: 2 * width)
+            }
+            let rbh = rb + 2 * hidden
+            for j in 0..<width { wb[j] += cell == .gru(linearBeforeReset: true) && j >= 2 * hidden ? 0 : rb[j] }
+            for row in 0..<rows { addInPlace(acts + row * width, wb, width) }
+            for b in 0..<g.batch {
+                if let initialH {
+                    (hs + b * hidden).update(from: initialH.floats + g.stateOffset(d, b), count: hidden)
+                } else {
+                    (hs + b * hidden).update(repeating: 0, count: hidden)
+                }
+            }
+            let cs = cells.floats + (cell == .lstm ? d * stateCount : 0)
+            if cell == .lstm {
+                for b in 0..<g.batch {
+                    if let initialC {
+                        (cs + b * hidden).update(from: initialC.floats + g.stateOffset(d, b), count: hidden)
+                    } else {
+                        (cs + b * hidden).update(repeating: 0, count: hidden)
+                    }
+                }
+            }
+            for s in 0..<g.seq {
+                let hPrev = hs + s * g.batch * hidden, hNext = hPrev + g.batch * hidden
+                let stepGates = acts + s * g.batch * width
+                switch cell {
+                case .lstm:
+                    packageSgemm(transA: false, transB: true, m: g.batch, n: width, k: hidden, alpha: 1, a: hPrev,
+                                 lda: hidden, b: rd, ldb: hidden, beta: 1, c: stepGates, ldc: width)
+                    let cPrev = cs + s * g.batch * hidden, cNext = cPrev + g.batch * hidden
+                    for b in 0..<g.batch {
+                        let a = stepGates + b * width, cp = cPrev + b * hidden, cn = cNext + b * hidden, hn = hNext + b * hidden
+                        for j in 0..<3 * hidden { a[j] = sigmoid(a[j]) }
+                        for j in 3 * hidden..<width { a[j] = tanhf(a[j]) }
+                        for j in 0..<hidden {
+                            cn[j] = a[2 * hidden + j] * cp[j] + a[j] * a[3 * hidden + j]
+                            hn[j] = a[hidden + j] * tanhf(cn[j])
+                        }
+                    }
+                case .gru(let linearBeforeReset):
+                    let rec = recurrent.floats, keep = aux.floats + (d * g.seq + s) * g.batch * hidden
+                    packageSgemm(transA: false, transB: true, m: g.batch, n: linearBeforeReset ? width : 2 * hidden,
+                                 k: hidden, alpha: 1, a: hPrev, lda: hidden, b: rd, ldb: hidden, beta: 0, c: rec, ldc: width)
+                    for b in 0..<g.batch {
+                        let a = stepGates + b * width, q = rec + b * width, hp = hPrev + b * hidden
+                        for j in 0..<2 * hidden { a[j] = sigmoid(a[j] + q[j]) }
+                        let k = keep + b * hidden
+                        for j in 0..<hidden {
+                            k[j] = linearBeforeReset ? q[2 * hidden + j] + rbh[j] : a[hidden + j] * hp[j]
+                        }
+                    }
+                    if !linearBeforeReset {
+                        packageSgemm(transA: false, transB: true, m: g.batch, n: hidden, k: hidden, alpha: 1, a: keep,
+                                     lda: hidden, b: rd + 2 * hidden * hidden, ldb: hidden, beta: 0,
+                                     c: rec + 2 * hidden, ldc: width)
+                    }
+                    for b in 0..<g.batch {
+                        let a = stepGates + b * width, q = rec + b * width, k = keep + b * hidden
+                        let hp = hPrev + b * hidden, hn = hNext + b * hidden
+                        for j in 0..<hidden {
+                            let candidate = a[2 * hidden + j] + (linearBeforeReset ? a[hidden + j] * k[j] : q[2 * hidden + j])
+                            let hc = tanhf(candidate), z = a[j]
+                            a[2 * hidden + j] = hc
+                            hn[j] = (1 - z) * hc + z * hp[j]
+                        }
+                    }
+                }
+                if let y = slot(outputs, 0) {
+                    let t = reversed(d) ? g.seq - 1 - s : s
+                    for b in 0..<g.batch {
+                        (y.floats + g.yOffset(t, d, b)).update(from: hNext + b * hidden, count: hidden)
+                    }
+                }
+            }
+            for (slotIndex, source) in [(1, hs), (2, cs)] where slotIndex < outputs.count {
+                guard let out = outputs[slotIndex] else { continue }
+                let last = source + g.seq * g.batch * hidden
+                for b in 0..<g.batch {
+                    (out.floats + g.stateOffset(d, b)).update(from: last + b * hidden, count: hidden)
+                }
+            }
+        }
+        return [states, cells, gates, aux]
+    }
+
+    func backward(_ p: BackwardPass) throws {
+        if let unsupported {
+            throw LatheError(.unsupportedOp, "\(label): the gradient does not support \(unsupported)")
+        }
+        let g = try shape(p.inputs)
+        guard g.seq > 0 else { return }
+        var saved = p.saved
+        if saved.isEmpty {   // forward ran in inference mode: run it again, keeping the states
+            let scratch = try p.outputs.map { try $0.map { try Tensor(.float32, shape: $0.shape) } }
+            saved = try trainingForward(p.inputs, scratch, seed: 0) ?? []
+        }
+        let (states, cells, gates, aux) = (saved[0], saved[1], saved[2], saved[3])
+        let x = p.inputs[0]!, w = p.inputs[1]!, r = p.inputs[2]!
+        let dY = slot(p.outputGradients, 0), dYh = slot(p.outputGradients, 1)
+        let dYc = cell == .lstm ? slot(p.outputGradients, 2) : nil
+        let dX = slot(p.inputGradients, 0), dW = slot(p.inputGradients, 1), dR = slot(p.inputGradients, 2)
+        let dB = slot(p.inputGradients, 3), dH0 = slot(p.inputGradients, 5)
+        let dC0 = cell == .lstm ? slot(p.inputGradients, 6) : nil
+        let hidden = g.hidden, width = cell.gates * hidden, rows = g.seq * g.batch
+        let stateCount = (g.seq + 1) * g.batch * hidden
+        // Per step: dInput = dLoss/d(pre-activations from X), dRecurrent = dLoss/d(recurrent products).
+        let dInput = try Tensor(.float32, shape: [rows, width])
+        let dRecurrent = cell == .lstm ? dInput : try Tensor(.float32, shape: [rows, width])
+        let dh = try Tensor(.float32, shape: [g.batch, hidden]), dc = try Tensor(.float32, shape: [g.batch, hidden])
+        let dhPrev = try Tensor(.float32, shape: [g.batch, hidden])
+        let xs = try Tensor(.float32, shape: [rows, g.input])
+        let dxs = try Tensor(.float32, shape: dX == nil ? [0] : [rows, g.input])
+        for d in 0..<g.directions {
+            let hs = states.floats + d * stateCount, acts = gates.floats + d * rows * width
+            let cs = cells.floats + (cell == .lstm ? d * stateCount : 0)
+            let rd = r.floats + d * width * hidden
+            for (gradient, target) in [(dYh, dh), (dYc, dc)] {
+                for b in 0..<g.batch {
+                    if let gradient {
+                        (target.floats + b * hidden).update(from: gradient.floats + g.stateOffset(d, b), count: hidden)
+                    } else {
+                        (target.floats + b * hidden).update(repeating: 0, count: hidden)
+                    }
+                }
+            }
+            for s in (0..<g.seq).reversed() {
+                let t = reversed(d) ? g.seq - 1 - s : s
+                if let dY {
+                    for b in 0..<g.batch { addInPlace(dh.floats + b * hidden, dY.floats + g.yOffset(t, d, b), hidden) }
+                }
+                let hPrev = hs + s * g.batch * hidden, stepGates = acts + s * g.batch * width
+                let da = dInput.floats + s * g.batch * width, dq = dRecurrent.floats + s * g.batch * width
+                switch cell {
+                case .lstm:
+                    let cPrev = cs + s * g.batch * hidden, cNext = cPrev + g.batch * hidden
+                    for b in 0..<g.batch {
+                        let a = stepGates + b * width, e = da + b * width
+                        let dhb = dh.floats + b * hidden, dcb = dc.floats + b * hidden
+                        let cp = cPrev + b * hidden, cn = cNext + b * hidden
+                        for j in 0..<hidden {
+                            let i = a[j], o = a[hidden + j], f = a[2 * hidden + j], c = a[3 * hidden + j]
+                            let tc = tanhf(cn[j])
+                            let dct = dcb[j] + dhb[j] * o * (1 - tc * tc)
+                            e[j] = dct * c * i * (1 - i)
+                            e[hidden + j] = dhb[j] * tc * o * (1 - o)
+                            e[2 * hidden + j] = dct * cp[j] * f * (1 - f)
+                            e[3 * hidden + j] = dct * i * (1 - c * c)
+                            dcb[j] = dct * f
+                        }
+                    }
+                    packageSgemm(transA: false, transB: false, m: g.batch, n: hidden, k: width, alpha: 1, a: da,
+                                 lda: width, b: rd, ldb: hidden, beta: 0, c: dhPrev.floats, ldc: hidden)
+                case .gru(let linearBeforeReset):
+                    let keep = aux.floats + (d * g.seq + s) * g.batch * hidden
+                    for b in 0..<g.batch {
+                        let a = stepGates + b * width, e = da + b * width, q = dq + b * width
+                        let dhb = dh.floats + b * hidden, hp = hPrev + b * hidden, k = keep + b * hidden
+                        let dp = dhPrev.floats + b * hidden
+                        for j in 0..<hidden {
+                            let z = a[j], rg = a[hidden + j], hc = a[2 * hidden + j]
+                            e[j] = dhb[j] * (hp[j] - hc) * z * (1 - z)
+                            let dCandidate = dhb[j] * (1 - z) * (1 - hc * hc)
+                            e[2 * hidden + j] = dCandidate
+                            q[j] = e[j]
+                            dp[j] = dhb[j] * z
+                            if linearBeforeReset {
+                                q[2 * hidden + j] = dCandidate * rg
+                                e[hidden + j] = dCandidate * k[j] * rg * (1 - rg)
+                                q[hidden + j] = e[hidden + j]
+                            } else {
+                                q[2 * hidden + j] = dCandidate
+                            }
+                        }
+                    }
+                    if !linearBeforeReset {
+                        // d(r ⊙ h) = dCandidate · Rh, kept in dh (free until the step's end).
+                        packageSgemm(transA: false, transB: false, m: g.batch, n: hidden, k: hidden, alpha: 1,
+                                     a: dq + 2 * hidden, lda: width, b: rd + 2 * hidden * hidden, ldb: hidden,
+                                     beta: 0, c: dh.floats, ldc: hidden)
+                        for b in 0..<g.batch {
+                            let a = stepGates + b * width, e = da + b * width, q = dq + b * width
+                            let drh = dh.floats + b * hidden, hp = hPrev + b * hidden, dp = dhPrev.floats + b * hidden
+                            for j in 0..<hidden {
+                                let rg = a[hidden + j]
+                                e[hidden + j] = drh[j] * hp[j] * rg * (1 - rg)
+                                q[hidden + j] = e[hidden + j]
+                                dp[j] += drh[j] * rg
+                            }
+                        }
+                    }
+                    packageSgemm(transA: false, transB: false, m: g.batch, n: hidden,
+                                 k: linearBeforeReset ? width : 2 * hidden, alpha: 1, a: dq, lda: width, b: rd,
+                                 ldb: hidden, beta: 1, c: dhPrev.floats, ldc: hidden)
+                }
+                dh.floats.update(from: dhPrev.floats, count: g.batch * hidden)
+            }
+            for (gradient, source) in [(dH0, dh), (dC0, dc)] {
+                guard let gradient else { continue }
+                for b in 0..<g.batch { addInPlace(gradient.floats + g.stateOffset(d, b), source.floats + b * hidden, hidden) }
+            }
+            if dW != nil || dX != nil { gatherInput(x, g, direction: d, into: xs.floats) }
+            if let dW {
+                gemmAccumulate(transA: true, transB: false, m: width, n: g.input, k: rows, a: dInput.floats, lda: width,
+                               b: xs.floats, ldb: g.input, c: dW.floats + d * width * g.input, ldc: g.input)
+            }
+            if let dR {
+                let target = dR.floats + d * width * hidden
+                if case .gru(false) = cell {
+                    gemmAccumulate(transA: true, transB: false, m: 2 * hidden, n: hidden, k: rows, a: dRecurrent.floats,
+                                   lda: width, b: hs, ldb: hidden, c: target, ldc: hidden)
+                    gemmAccumulate(transA: true, transB: false, m: hidden, n: hidden, k: rows,
+                                   a: dRecurrent.floats + 2 * hidden, lda: width, b: aux.floats + d * rows * hidden,
+                                   ldb: hidden, c: target + 2 * hidden * hidden, ldc: hidden)
+                } else {
+                    gemmAccumulate(transA: true, transB: false, m: width, n: hidden, k: rows, a: dRecurrent.floats,
+                                   lda: width, b: hs, ldb: hidden, c: target, ldc: hidden)
+                }
+            }
+            if let dB {
+                let wb = dB.floats + d * 2 * width, rb = wb + width
+                for row in 0..<rows {
+                    addInPlace(wb, dInput.floats + row * width, width)
+                    addInPlace(rb, dRecurrent.floats + row * width, width)
+                }
+            }
+            if let dX {
+                packageSgemm(transA: false, transB: false, m: rows, n: g.input, k: width, alpha: 1, a: dInput.floats,
+                             lda: width, b: w.floats + d * width * g.input, ldb: g.input, beta: 0, c: dxs.floats, ldc: g.input)
+                for s in 0..<g.seq {
+                    let t = reversed(d) ? g.seq - 1 - s : s
+                    for b in 0..<g.batch {
+                        addInPlace(dX.floats + g.xRow(t, b) * g.input, dxs.floats + (s * g.batch + b) * g.input, g.input)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The logistic function.
+@inline(__always) func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
