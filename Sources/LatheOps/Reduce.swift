@@ -293,7 +293,8 @@ final class TopKKernel: Kernel {
     }
 }
 
-/// CumSum: running sums along the axis given by a scalar input, optionally exclusive and/or reversed.
+/// CumSum: running sums along the axis given by a scalar input, optionally exclusive and/or reversed
+/// (float32, float64, int64, int32).
 final class CumSumKernel: Kernel {
     let exclusive: Bool
     let reverse: Bool
@@ -305,7 +306,7 @@ final class CumSumKernel: Kernel {
     }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
-        let x = try require(inputs[0], "x", .float32, .int64, .int32)
+        let x = try require(inputs[0], "x", .float32, .float64, .int64, .int32)
         let axis = try require(inputs[1], "axis", .int64, .int32)
         guard axis.count == 1, axis.shape.count <= 1 else { throw LatheError.shape("axis must be a scalar, got shape \(axis.shape)") }
         if let value = constants[1] { _ = try ShapeMath.axis(value.intArray()[0], rank: x.shape.count, op: "axis") }
@@ -331,6 +332,7 @@ final class CumSumKernel: Kernel {
         }
         switch x.dtype {
         case .float32: run(Float.self, +)
+        case .float64: run(Double.self, +)
         case .int64: run(Int64.self, &+)
         default: run(Int32.self, &+)
         }
