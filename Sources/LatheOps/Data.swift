@@ -154,27 +154,31 @@ final class PadKernel: Kernel {
         let shape = try zip(x.shape, pads).map { dim, pad in
             let size = dim + pad.0 + pad.1
             guard size >= 0 else { throw LatheError.shape("pads \(pad) crop more than the dimension \(dim)") }
-            guard dim > 0 || size == 0 || mode == .constant else {
-                throw LatheError.shape("\(mode.rawValue) padding cannot grow an empty dimension")
+            let kept = dim + min(pad.0, 0) + min(pad.1, 0)
+            guard kept > 0 || (pad.0 <= 0 && pad.1 <= 0) || mode == .constant else {
+                throw LatheError.shape("\(mode.rawValue) padding cannot grow a dimension that is empty after cropping")
             }
             return size
         }
         return [TensorType(x.dtype, shape)]
     }
 
-    /// The input coordinate output coordinate `o` reads along a dimension of length `n` padded by `begin`, or -1 for the constant.
-    func source(_ o: Int, begin: Int, length n: Int) -> Int {
-        let i = o - begin
-        if i >= 0 && i < n { return i }
+    /// The input coordinate that output coordinate `o` reads along a dimension of length `n` padded by
+    /// `pad`, or -1 for the constant. Negative pads crop first; the other modes then read the cropped range,
+    /// as ONNX Runtime does.
+    func source(_ o: Int, pad: (Int, Int), length n: Int) -> Int {
+        let lo = max(-pad.0, 0), m = n - lo - max(-pad.1, 0)
+        let i = o - max(pad.0, 0)
+        if i >= 0 && i < m { return lo + i }
         switch mode {
         case .constant: return -1
-        case .edge: return i < 0 ? 0 : n - 1
-        case .wrap: return ((i % n) + n) % n
+        case .edge: return lo + (i < 0 ? 0 : m - 1)
+        case .wrap: return lo + ((i % m) + m) % m
         case .reflect:
-            guard n > 1 else { return 0 }
-            let period = 2 * (n - 1)
-            let m = ((i % period) + period) % period
-            return m < n ? m : period - m
+            guard m > 1 else { return lo }
+            let period = 2 * (m - 1)
+            let r = ((i % period) + period) % period
+            return lo + (r < m ? r : period - r)
         }
     }
 
@@ -184,7 +188,7 @@ final class PadKernel: Kernel {
         let rank = x.rank, total = y.count
         guard total > 0 else { return }
         if rank == 0 { copyElements(x, to: y); return }
-        let tables = (0..<rank).map { d in (0..<y.shape[d]).map { source($0, begin: pads[d].0, length: x.shape[d]) } }
+        let tables = (0..<rank).map { d in (0..<y.shape[d]).map { source($0, pad: pads[d], length: x.shape[d]) } }
         let strides = ShapeMath.strides(x.shape)
         let valueInput = inputs.count > 2 ? inputs[2] : nil
         func run<T>(_: T.Type, _ fill: T) {
@@ -264,7 +268,8 @@ final class RangeKernel: Kernel {
     /// Number of elements: `max(ceil((limit - start) / delta), 0)`.
     static func count(_ values: [Tensor], dtype: DType) throws -> Int {
         if dtype == .float32 {
-            let start = values[0].floats[0], limit = values[1].floats[0], delta = values[2].floats[0]
+            // In double precision, as ONNX Runtime counts.
+            let start = Double(values[0].floats[0]), limit = Double(values[1].floats[0]), delta = Double(values[2].floats[0])
             guard delta != 0 else { throw LatheError.invalid("delta must not be 0") }
             let n = ((limit - start) / delta).rounded(.up)
             guard n.isFinite else { throw LatheError.invalid("range from \(start) to \(limit) by \(delta) is not finite") }

@@ -29,10 +29,16 @@ import LatheCore
     }
 
     /// Numpy-style naive pad of a 2-D array.
+    /// Negative pads crop first, then the mode pads what remains (ONNX Runtime's order).
     func padReference(_ x: [Float], _ shape: [Int], _ pads: [Int], mode: String, value: Float) -> ([Float], [Int]) {
         let out = [shape[0] + pads[0] + pads[2], shape[1] + pads[1] + pads[3]]
-        func source(_ o: Int, _ begin: Int, _ n: Int) -> Int? {
-            var i = o - begin
+        func source(_ o: Int, _ begin: Int, _ end: Int, _ length: Int) -> Int? {
+            let lo = max(-begin, 0), n = length - lo - max(-end, 0)
+            guard let i = croppedSource(o - max(begin, 0), n) else { return nil }
+            return lo + i
+        }
+        func croppedSource(_ start: Int, _ n: Int) -> Int? {
+            var i = start
             if (0..<n).contains(i) { return i }
             switch mode {
             case "edge": return min(max(i, 0), n - 1)
@@ -45,7 +51,7 @@ import LatheCore
         }
         let values = (0..<(out[0] * out[1])).map { k -> Float in
             let r = k / out[1], c = k % out[1]
-            guard let i = source(r, pads[0], shape[0]), let j = source(c, pads[1], shape[1]) else { return value }
+            guard let i = source(r, pads[0], pads[2], shape[0]), let j = source(c, pads[1], pads[3], shape[1]) else { return value }
             return x[i * shape[1] + j]
         }
         return (values, out)
@@ -54,7 +60,7 @@ import LatheCore
     @Test(arguments: ["constant", "reflect", "edge", "wrap"])
     func padModesWithNegativePads(_ mode: String) throws {
         let data = Array(x[0..<12]), shape = [3, 4]
-        for pads in [[1, 2, 0, 1], [0, 0, 0, 0], [2, 3, 2, 3], [-1, 1, 1, -2], [0, -1, 0, 2]] {
+        for pads in [[1, 2, 0, 1], [0, 0, 0, 0], [2, 3, 2, 3], [-1, 1, 1, -2], [0, -1, 0, 2], [0, 2, 0, -1]] {
             let (ref, refShape) = padReference(data, shape, pads, mode: mode, value: 7.5)
             let out = try runNode("Pad", inputs: [Tensor(shape: shape, floats: data), Tensor(shape: [4], int64s: pads.map(Int64.init)),
                                                   Tensor(shape: [], floats: [7.5])], opset: 19, attributes: ["mode": .string(mode)], constantInputs: [1])[0]

@@ -36,8 +36,9 @@ def run_both(node, inputs, opset=17, initializers=None):
 def assert_matches(got, ref):
     """Same dtype and shape; exact for integers and bools, max abs error <= 1e-4 * max(1, max|ref|) for floats."""
     got, ref = np.asarray(got), np.asarray(ref)
-    assert got.dtype == ref.dtype, f"dtype {got.dtype}, expected {ref.dtype}"
     assert got.shape == ref.shape, f"shape {got.shape}, expected {ref.shape}"
+    got, ref = np.atleast_1d(got), np.atleast_1d(ref)
+    assert got.dtype == ref.dtype, f"dtype {got.dtype}, expected {ref.dtype}"
     if ref.dtype.kind == "f":
         assert np.array_equal(np.isnan(got), np.isnan(ref)), "NaN positions differ"
         finite = ~np.isnan(ref)
