@@ -15,6 +15,11 @@ public enum BuiltinOps {
         try RecurrentOps.register(into: registry)
         try SlicingOps.register(into: registry)
         try CastOps.register(into: registry)
+        try MathOps.register(into: registry)
+        try VariadicOps.register(into: registry)
+        try LogicOps.register(into: registry)
+        try ReduceOps.register(into: registry)
+        try DataOps.register(into: registry)
     }
 
     /// Registers the built-ins into `OpRegistry.shared` exactly once per process.
