@@ -130,15 +130,12 @@ final class ConvTransposeKernel: Kernel {
         var begin = [Int](repeating: 0, count: r), output = [Int](repeating: 0, count: r)
         for i in 0..<r {
             let full = strides[i] * (input[i] - 1) + extra[i] + (kernel[i] - 1) * dilations[i] + 1
-            if window.autoPad == .sameUpper || window.autoPad == .sameLower {
+            if window.autoPad == .sameUpper || window.autoPad == .sameLower || requested != nil {
+                // Pads derived from the output size (negative totals, which would crop nothing, count as 0);
+                // SAME_UPPER puts the odd position at the end, SAME_LOWER and NOTSET at the beginning.
                 output[i] = requested?[i] ?? input[i] * strides[i]
-                let total = full - output[i]
+                let total = max(0, full - output[i])
                 begin[i] = window.autoPad == .sameUpper ? total / 2 : total - total / 2
-            } else if let requested {
-                // An explicit output shape with NOTSET/VALID: the full result, cropped from pads' begin
-                // (the reference's reading) and cut or zero-extended at the end.
-                begin[i] = window.autoPad == .valid ? 0 : window.pads?[i] ?? 0
-                output[i] = requested[i]
             } else {
                 let pads = window.autoPad == .valid ? nil : window.pads
                 begin[i] = pads?[i] ?? 0

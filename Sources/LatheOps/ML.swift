@@ -4,7 +4,7 @@ import Glibc
 import LatheCore
 
 /// The first `ai.onnx.ml` ops, as scikit-learn exporters (skl2onnx) emit them: Scaler, Normalizer,
-/// LinearRegressor and LinearClassifier (int64 labels). Inputs may be float32, float64, int64 or int32;
+/// LinearRegressor, LinearClassifier (int64 labels) and ArrayFeatureExtractor. Inputs may be float32, float64, int64 or int32;
 /// they are read as float32, and every float output is float32.
 enum MLOps {
     /// The domain of these ops.
@@ -18,6 +18,7 @@ enum MLOps {
         try add("Normalizer") { try NormalizerKernel($0) }
         try add("LinearRegressor") { try LinearModelKernel($0, classifier: false) }
         try add("LinearClassifier") { try LinearModelKernel($0, classifier: true) }
+        try add("ArrayFeatureExtractor") { c in try c.expectInputs(2...2); return ArrayFeatureExtractorKernel() }
     }
 }
 
@@ -140,7 +141,8 @@ final class NormalizerKernel: Kernel {
 
 /// LinearRegressor (`Y[N, targets] = X · coefficientsᵀ + intercepts`, then post_transform) and
 /// LinearClassifier (scores likewise; Y the int64 label of the best score, Z the scores). A classifier
-/// with one score row and two class labels reports the scores `[-s, s]` (before post_transform).
+/// with one score row `s` and two class labels picks the second label when `s > 0` and reports the
+/// scores as onnxruntime does: `[1 − σ(s), σ(s)]` under LOGISTIC, `[1 − s, s]` otherwise.
 final class LinearModelKernel: Kernel {
     /// Rows of coefficients (`targets` or classes), each one weight per feature.
     let rows: Int
@@ -221,8 +223,14 @@ final class LinearModelKernel: Kernel {
             for b in 0..<batch {
                 let row = s.baseAddress! + b * columns
                 for j in 0..<rows { row[columns - rows + j] += intercepts[j] }
-                if columns != rows { row[0] = -row[1] }
-                postTransform.apply(row, columns)
+                if columns == rows {
+                    postTransform.apply(row, columns)
+                } else {
+                    // One score s for two classes, as onnxruntime reports it: [1 − σ(s), σ(s)] under
+                    // LOGISTIC, else [1 − s, s]; column 0 is kept at −s until the label is chosen.
+                    if postTransform == .logistic { postTransform.apply(row + 1, 1) }
+                    row[0] = postTransform == .logistic ? 1 - row[1] : -row[1]
+                }
             }
         }
         guard let labels else {
@@ -236,6 +244,36 @@ final class LinearModelKernel: Kernel {
                 y.int64s[b] = Int64(labels[best])
             }
         }
+        if columns != rows, postTransform != .logistic {
+            for b in 0..<batch { scores[b * columns] = 1 - scores[b * columns + 1] }
+        }
         if outputs.count > 1, let z = outputs[1] { z.floats.update(from: scores, count: z.count) }
+    }
+}
+
+/// ArrayFeatureExtractor: `Z[..., j] = X[..., Y[j]]` over X's last axis, for any dtype; a 1-D X gives
+/// `[1, count(Y)]`.
+final class ArrayFeatureExtractorKernel: Kernel {
+    func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
+        guard let x = inputs[0] else { throw LatheError.invalid("missing required input X") }
+        let y = try require(inputs[1], "Y", .int64, .int32)
+        guard !x.shape.isEmpty else { throw LatheError.shape("X must have rank >= 1, got a scalar") }
+        let leading = x.shape.count == 1 ? [1] : Array(x.shape.dropLast())
+        return [TensorType(x.dtype, leading + [y.count])]
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
+        let x = inputs[0]!, z = outputs[0]!
+        let indices = inputs[1]!.intArray()
+        let width = x.shape.last!, size = x.dtype.size
+        for (j, index) in indices.enumerated() where index < 0 || index >= width {
+            throw LatheError.invalid("ArrayFeatureExtractor: index Y[\(j)] = \(index) is outside 0..<\(width)")
+        }
+        let rows = width == 0 ? 0 : x.count / width
+        for row in 0..<rows {
+            for (j, index) in indices.enumerated() {
+                (z.bytes + (row * indices.count + j) * size).copyMemory(from: x.bytes + (row * width + index) * size, byteCount: size)
+            }
+        }
     }
 }

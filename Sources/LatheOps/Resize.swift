@@ -320,7 +320,8 @@ final class ResizeKernel: Kernel {
             }
             for (i, a) in resized.enumerated() {
                 factors[a] = Double(scales[i])
-                let size = (Double(scales[i]) * Double(shape[a])).rounded(.down)
+                // Multiplied in float32, as onnxruntime does (1.4 × 5 gives 7, not 6).
+                let size = Double((scales[i] * Float(shape[a])).rounded(.down))
                 guard size < Double(Int32.max) else { throw LatheError(.outOfMemory, "\(label): output size \(size) on axis \(a) is too large") }
                 output[a] = Int(size)
             }
