@@ -48,10 +48,12 @@ let package = Package(
             name: "LatheONNX",
             dependencies: ["LatheCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
+        .target(name: "LatheTrain", dependencies: ["LatheCore", "LatheOps", "LatheONNX"]),
 
         // MARK: - Tests
         .testTarget(name: "LatheCoreTests", dependencies: ["LatheCore"]),
         .testTarget(name: "LatheOpsTests", dependencies: ["LatheOps", "LatheCore"]),
         .testTarget(name: "LatheTests", dependencies: ["Lathe"]),
+        .testTarget(name: "LatheTrainTests", dependencies: ["LatheTrain", "LatheONNX", "LatheOps", "LatheCore"]),
     ]
 )

@@ -78,16 +78,69 @@ public struct OpEntry: Sendable {
     public let origin: String
     /// Builds a node's kernel, validating its attributes.
     public let makeKernel: @Sendable (NodeContext) throws -> any Kernel
+    /// Builds a node's gradient for training; nil when the op cannot be differentiated.
+    public let makeGradient: (@Sendable (NodeContext) throws -> any GradientKernel)?
 
     public init(domain: String = "", opType: String, since: Int = 1, until: Int = Int(Int32.max),
-                origin: String = "builtin", makeKernel: @escaping @Sendable (NodeContext) throws -> any Kernel) {
+                origin: String = "builtin", makeKernel: @escaping @Sendable (NodeContext) throws -> any Kernel,
+                makeGradient: (@Sendable (NodeContext) throws -> any GradientKernel)? = nil) {
         self.domain = OpRegistry.normalize(domain: domain)
         self.opType = opType
         self.sinceVersion = since
         self.untilVersion = until
         self.origin = origin
         self.makeKernel = makeKernel
+        self.makeGradient = makeGradient
     }
+
+    /// The same entry with `makeGradient` replaced.
+    public func withGradient(_ makeGradient: (@Sendable (NodeContext) throws -> any GradientKernel)?) -> OpEntry {
+        OpEntry(domain: domain, opType: opType, since: sinceVersion, until: untilVersion, origin: origin,
+                makeKernel: makeKernel, makeGradient: makeGradient)
+    }
+}
+
+/// What a gradient sees of one node during the backward pass.
+public struct BackwardPass {
+    /// The forward inputs (nil for omitted optional inputs).
+    public let inputs: [Tensor?]
+    /// The forward outputs, as computed in training mode.
+    public let outputs: [Tensor?]
+    /// dLoss/dOutput per output slot; nil where no gradient flows back through that output.
+    public let outputGradients: [Tensor?]
+    /// dLoss/dInput per input slot, to be *accumulated into* (`+=`); nil where no gradient is wanted.
+    public let inputGradients: [Tensor?]
+    /// What `GradientKernel.trainingForward` saved for this node (empty when it ran the inference kernel).
+    public let saved: [Tensor]
+
+    public init(inputs: [Tensor?], outputs: [Tensor?], outputGradients: [Tensor?], inputGradients: [Tensor?],
+                saved: [Tensor]) {
+        self.inputs = inputs
+        self.outputs = outputs
+        self.outputGradients = outputGradients
+        self.inputGradients = inputGradients
+        self.saved = saved
+    }
+}
+
+/// A node's backward: built once per node by `OpEntry.makeGradient`, immutable, safe to share.
+///
+/// Gradients are float32 and have the shape of the value they belong to. The trainer zeroes every
+/// gradient buffer before a backward pass; each node *adds* its contribution, so a value read by
+/// several nodes collects the sum.
+public protocol GradientKernel: AnyObject, Sendable {
+    /// The forward pass in training mode when it differs from inference (Dropout draws a mask):
+    /// fills `outputs` and returns tensors to keep for `backward`. Returns nil, touching nothing,
+    /// when the inference kernel's `compute` is also the training forward.
+    /// - Parameter seed: a per-node, per-step seed for random ops, fixed by the trainer's seed.
+    func trainingForward(_ inputs: [Tensor?], _ outputs: [Tensor?], seed: UInt64) throws -> [Tensor]?
+
+    /// Adds dLoss/dInput to every non-nil `pass.inputGradients` slot.
+    func backward(_ pass: BackwardPass) throws
+}
+
+extension GradientKernel {
+    public func trainingForward(_ inputs: [Tensor?], _ outputs: [Tensor?], seed: UInt64) throws -> [Tensor]? { nil }
 }
 
 /// The plugin table: every op, built-in or custom, is found here by `(domain, opType, opset)`.
@@ -134,6 +187,20 @@ public final class OpRegistry: Sendable {
             let removed = $0.removeValue(forKey: key)?.count ?? 0
             if removed > 0 { changes.add(1, ordering: .sequentiallyConsistent) }
             return removed
+        }
+    }
+
+    /// Attaches a gradient to every registered entry of `(domain, opType)` (all opset ranges), replacing
+    /// any gradient they had. This is how a training module adds backwards to ops registered without one.
+    /// - Throws: `.invalidArgument` when the op is not registered.
+    public func setGradient(domain: String = "", opType: String,
+                            _ makeGradient: @escaping @Sendable (NodeContext) throws -> any GradientKernel) throws {
+        let key = Key(domain: Self.normalize(domain: domain), opType: opType)
+        try table.withLock { table in
+            guard let entries = table[key], !entries.isEmpty else {
+                throw LatheError.invalid("cannot attach a gradient to '\(opType)' (domain '\(domain)'): the op is not registered")
+            }
+            table[key] = entries.map { $0.withGradient(makeGradient) }
         }
     }
 

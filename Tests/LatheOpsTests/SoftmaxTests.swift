@@ -38,7 +38,7 @@ private typealias H = ShapeOpsHarness
 
     @Test(arguments: ["Softmax", "LogSoftmax"])
     func matchesReferenceAcrossOpsetsAndAxes(op: String) throws {
-        var rng = ShapeOpsRNG(state: 20)
+        var rng = SeededRNG(20)
         for _ in 0..<40 {
             let rank = rng.int(1...4)
             let shape = rng.shape(rank: rank, dims: 1...5)
@@ -55,7 +55,7 @@ private typealias H = ShapeOpsHarness
     }
 
     @Test func float64AndLargeInputsAreStable() throws {
-        var rng = ShapeOpsRNG(state: 21)
+        var rng = SeededRNG(21)
         let shape = [3, 7]
         for op in ["Softmax", "LogSoftmax"] {
             let values = (0..<21).map { _ in Double(rng.float(5)) + 1000 }

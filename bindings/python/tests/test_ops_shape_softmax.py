@@ -94,12 +94,25 @@ def test_reshape(case, opset, dtype):
                  [("s", np.array(target, np.int64))])
 
 
-def test_reshape_needs_plan_time_shape():
-    x = np.ones((2, 3), np.float32)
+def test_reshape_with_shape_fed_at_run_time():
+    """A shape fed at run time specialises the plan to its value; a new value re-plans."""
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
     data = make_model([helper.make_node("Reshape", ["x", "s"], ["y"])],
                       {"x": x, "s": np.array([3, 2], np.int64)}, {"y": np.float32}, 14)
+    model = lathe.Model(data)
+    for shape in ([3, 2], [1, 6], [-1, 3], [6, 1]):
+        got = model.predict({"x": x, "s": np.array(shape, np.int64)})
+        np.testing.assert_array_equal(got, x.reshape(shape))
+
+
+def test_reshape_with_shape_computed_from_data_is_a_clear_error():
+    """A shape computed from float data at run time cannot be planned."""
+    x = np.ones((2, 3), np.float32)
+    nodes = [helper.make_node("Cast", ["f"], ["s"], to=TensorProto.INT64),
+             helper.make_node("Reshape", ["x", "s"], ["y"])]
+    data = make_model(nodes, {"x": x, "f": np.array([3, 2], np.float32)}, {"y": np.float32}, 14)
     with pytest.raises(lathe.LatheError, match="must be known when the model is planned"):
-        lathe.Model(data).predict({"x": x, "s": np.array([3, 2], np.int64)})
+        lathe.Model(data).predict({"x": x, "f": np.array([3, 2], np.float32)})
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

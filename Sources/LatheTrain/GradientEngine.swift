@@ -1,0 +1,295 @@
+import LatheCore
+
+/// Runs a graph forward while keeping every intermediate value, then backward through the gradients
+/// registered in the op table, giving dLoss/dValue for the chosen `differentiable` values (trainable
+/// initializers, or graph inputs).
+///
+/// Buffers (values and gradients) are allocated once per input-shape signature and reused by every
+/// later step with the same shapes. Single-threaded and deterministic; use from one thread at a time.
+public final class GradientEngine {
+    /// One node bound to its kernel and gradient, with value ids for its slots (nil = omitted).
+    struct Step {
+        let node: Node
+        let kernel: any Kernel
+        let gradient: (any GradientKernel)?
+        let inputs: [Int?]
+        let outputs: [Int?]
+        /// Whether some input needs a gradient, so the backward pass must visit this node.
+        let needsBackward: Bool
+    }
+
+    /// Buffers and folded constants for one input-shape signature.
+    struct Buffers {
+        let values: [Tensor?]
+        let gradients: [Tensor?]
+        /// Steps left to run after folding the constant ones.
+        let steps: [Step]
+    }
+
+    /// The graph; its initializers share storage with the parameters the optimizer updates.
+    public let graph: Graph
+    /// The values gradients are computed for, in the order given.
+    public let differentiable: [String]
+    let names: [String]
+    let ids: [String: Int]
+    let steps: [Step]
+    let inputIDs: [Int]
+    let outputIDs: [Int]
+    /// Per value: whether a gradient flows into it (it is differentiable or computed from one).
+    let requiresGradient: [Bool]
+    /// Buffers per input-shape signature (dtypes are fixed by the declared inputs).
+    private var buffers: [[[Int]]: Buffers] = [:]
+    private var current: Buffers?
+    private var saved: [Int: [Tensor]] = [:]
+    private var reached: [Bool]
+
+    /// Binds every node of `graph` to its kernel and gradient from `registry`.
+    /// - Parameters:
+    ///   - differentiable: initializer or input names to differentiate with respect to (float32).
+    /// - Throws: `.unsupportedOp` for an op without a kernel, or without a gradient when a
+    ///   differentiable value flows through it; `.parseError` for dangling values or cycles.
+    public init(graph: Graph, registry: OpRegistry, differentiable: [String]) throws {
+        self.graph = graph
+        self.differentiable = differentiable
+        var names: [String] = [], ids: [String: Int] = [:]
+        func id(_ name: String) -> Int {
+            if let i = ids[name] { return i }
+            ids[name] = names.count
+            names.append(name)
+            return names.count - 1
+        }
+        for input in graph.inputs { _ = id(input.name) }
+        for name in graph.initializers.keys.sorted() { _ = id(name) }
+        let order = try topologicalOrder(graph)
+        for n in order { for out in graph.nodes[n].outputs where !out.isEmpty { _ = id(out) } }
+        var requires = [Bool](repeating: false, count: names.count)
+        for name in differentiable {
+            guard let i = ids[name] else { throw LatheError.invalid("'\(name)' is not an input or initializer of the graph") }
+            let dtype = graph.initializers[name]?.dtype ?? graph.inputs.first { $0.name == name }?.dtype
+            guard dtype == .float32 else { throw LatheError.dtype("cannot differentiate with respect to '\(name)': it is not float32") }
+            requires[i] = true
+        }
+        var steps: [Step] = []
+        for n in order {
+            let node = graph.nodes[n]
+            let opset = graph.opsets[node.domain] ?? 1
+            guard let entry = registry.lookup(domain: node.domain, opType: node.opType, opset: opset) else {
+                throw LatheError(.unsupportedOp, "unsupported op '\(node.opType)' (domain '\(node.domain)', opset \(opset)) at node '\(node.name)'")
+            }
+            let context = NodeContext(name: node.name, opType: node.opType, domain: node.domain, opset: opset,
+                                      attributes: node.attributes, inputPresent: node.inputs.map { !$0.isEmpty },
+                                      outputPresent: node.outputs.map { !$0.isEmpty })
+            let inputs = node.inputs.map { $0.isEmpty ? nil : ids[$0] }
+            let outputs = node.outputs.map { $0.isEmpty ? nil : ids[$0] }
+            let needsBackward = inputs.contains { $0.map { requires[$0] } ?? false }
+            var gradient: (any GradientKernel)?
+            if let make = entry.makeGradient {
+                gradient = try make(context)
+            } else if needsBackward {
+                throw LatheError(.unsupportedOp, "op '\(node.opType)' at node '\(node.name)' has no gradient registered, but a trainable value flows through it")
+            }
+            if needsBackward { for o in outputs { if let o { requires[o] = true } } }
+            steps.append(Step(node: node, kernel: try entry.makeKernel(context), gradient: gradient,
+                              inputs: inputs, outputs: outputs, needsBackward: needsBackward))
+        }
+        for output in graph.outputs where ids[output.name] == nil {
+            throw LatheError(.parseError, "graph output '\(output.name)' is never produced")
+        }
+        self.names = names
+        self.ids = ids
+        self.steps = steps
+        self.inputIDs = graph.inputs.map { ids[$0.name]! }
+        self.outputIDs = graph.outputs.map { ids[$0.name]! }
+        self.requiresGradient = requires
+        self.reached = [Bool](repeating: false, count: names.count)
+    }
+
+    /// The tensor of a value after the last forward pass (borrowed: the next pass overwrites it).
+    public func value(_ name: String) -> Tensor? { ids[name].flatMap { current?.values[$0] } }
+
+    /// dLoss/d`name` after the last backward pass (borrowed), for a differentiable value or one computed from one.
+    public func gradient(_ name: String) -> Tensor? { ids[name].flatMap { current?.gradients[$0] } }
+
+    /// The node that produces `name`, if a node does.
+    public func producer(of name: String) -> Node? {
+        steps.first { $0.node.outputs.contains(name) }?.node
+    }
+
+    /// Runs the graph forward and returns its outputs in declaration order (borrowed tensors).
+    /// - Parameters:
+    ///   - training: run random and batch-dependent ops in training mode (through their gradients'
+    ///     `trainingForward`) and keep what their backward needs.
+    ///   - seed: seeds the training-mode randomness of this pass (each node derives its own).
+    /// - Throws: shape or dtype errors naming the node; `.invalidArgument` for a missing input.
+    @discardableResult
+    public func forward(_ feeds: [String: Tensor], training: Bool, seed: UInt64 = 0) throws -> [Tensor] {
+        var types: [TensorType] = []
+        for input in graph.inputs {
+            guard let t = feeds[input.name] else { throw LatheError.invalid("input '\(input.name)' is not given") }
+            guard t.dtype == input.dtype, input.accepts(t.shape) else {
+                throw LatheError.shape("input '\(input.name)' expects \(input.dtype)\(input.dims.map { "\($0)" } ?? "[?]"), got \(t.type)")
+            }
+            types.append(t.type)
+        }
+        let b = try prepare(types)
+        var values = b.values
+        for (id, input) in zip(inputIDs, graph.inputs) { values[id] = feeds[input.name] }
+        current = Buffers(values: values, gradients: b.gradients, steps: b.steps)
+        saved.removeAll(keepingCapacity: true)
+        for (index, step) in b.steps.enumerated() {
+            let ins = step.inputs.map { $0.flatMap { values[$0] } }
+            let outs = step.outputs.map { $0.flatMap { values[$0] } }
+            do {
+                if training, let gradient = step.gradient,
+                   let keep = try gradient.trainingForward(ins, outs, seed: mix(seed, UInt64(index))) {
+                    saved[index] = keep
+                } else {
+                    try step.kernel.compute(ins, outs)
+                }
+            } catch let error as LatheError {
+                throw located(error, step)
+            }
+        }
+        return outputIDs.map { values[$0]! }
+    }
+
+    /// Back-propagates from the given seeds (dLoss/dValue for any values, usually graph outputs or the
+    /// input of a final activation fused into the loss) to every differentiable value.
+    /// Call after `forward(_:training:seed:)` with the same feeds.
+    /// - Throws: `.invalidState` before any forward pass, `.shapeMismatch` for a seed of the wrong shape.
+    public func backward(seeds: [String: Tensor]) throws {
+        guard let current else { throw LatheError(.invalidState, "backward needs a forward pass first") }
+        for g in current.gradients { if let g { g.bytes.initializeMemory(as: UInt8.self, repeating: 0, count: g.byteCount) } }
+        for i in reached.indices { reached[i] = false }
+        for (name, seed) in seeds {
+            guard let id = ids[name], let g = current.gradients[id] else {
+                throw LatheError.invalid("no gradient flows into '\(name)' from the differentiable values")
+            }
+            guard seed.shape == g.shape, seed.dtype == .float32 else {
+                throw LatheError.shape("gradient seed for '\(name)' must be float32\(g.shape), got \(seed.type)")
+            }
+            addInPlace(g.floats, seed.floats, g.count)
+            reached[id] = true
+        }
+        for (index, step) in current.steps.enumerated().reversed() where step.needsBackward {
+            let outputGradients = step.outputs.map { id in id.flatMap { reached[$0] ? current.gradients[$0] : nil } }
+            guard outputGradients.contains(where: { $0 != nil }), let gradient = step.gradient else { continue }
+            let inputGradients = step.inputs.map { id in id.flatMap { requiresGradient[$0] ? current.gradients[$0] : nil } }
+            let pass = BackwardPass(inputs: step.inputs.map { $0.flatMap { current.values[$0] } },
+                                    outputs: step.outputs.map { $0.flatMap { current.values[$0] } },
+                                    outputGradients: outputGradients, inputGradients: inputGradients,
+                                    saved: saved[index] ?? [])
+            do { try gradient.backward(pass) } catch let error as LatheError { throw located(error, step) }
+            for (slot, id) in step.inputs.enumerated() where inputGradients[slot] != nil { reached[id!] = true }
+        }
+    }
+
+    /// Types, folded constants and buffers for one input signature, built on first use.
+    private func prepare(_ inputTypes: [TensorType]) throws -> Buffers {
+        if let b = buffers[inputTypes.map(\.shape)] { return b }
+        var types = [TensorType?](repeating: nil, count: names.count)
+        var constants: [Int: Tensor] = [:]
+        var values = [Tensor?](repeating: nil, count: names.count)
+        for (name, tensor) in graph.initializers {
+            let id = ids[name]!
+            types[id] = tensor.type
+            values[id] = tensor
+            if !requiresGradient[id] { constants[id] = tensor }
+        }
+        for (id, type) in zip(inputIDs, inputTypes) { types[id] = type }
+        var remaining: [Step] = []
+        for step in steps {
+            let inTypes = step.inputs.map { $0.flatMap { types[$0] } }
+            let inConsts = step.inputs.map { $0.flatMap { constants[$0] } }
+            do {
+                let outTypes = try step.kernel.infer(inTypes, constants: inConsts)
+                for (slot, id) in step.outputs.enumerated() {
+                    guard let id, slot < outTypes.count, let t = outTypes[slot] else { continue }
+                    types[id] = t
+                    values[id] = try Tensor(t.dtype, shape: t.shape)
+                }
+                let constant = step.inputs.allSatisfy { $0 == nil || constants[$0!] != nil } && !step.needsBackward
+                if constant {
+                    let outs = step.outputs.map { $0.flatMap { values[$0] } }
+                    try step.kernel.compute(inConsts, outs)
+                    for id in step.outputs { if let id { constants[id] = values[id] } }
+                    continue
+                }
+            } catch let error as LatheError {
+                throw located(error, step)
+            }
+            remaining.append(step)
+        }
+        var gradients = [Tensor?](repeating: nil, count: names.count)
+        for id in names.indices where requiresGradient[id] {
+            if let t = types[id], t.dtype == .float32 { gradients[id] = try Tensor(.float32, shape: t.shape) }
+        }
+        let b = Buffers(values: values, gradients: gradients, steps: remaining)
+        buffers[inputTypes.map(\.shape)] = b
+        return b
+    }
+
+    private func located(_ error: LatheError, _ step: Step) -> LatheError {
+        error.message.contains("'\(step.node.name)'") ? error
+            : LatheError(error.status, "\(step.node.opType) node '\(step.node.name)': \(error.message)")
+    }
+}
+
+/// Node indices in an order where every value is produced before it is read (Kahn's algorithm,
+/// keeping the graph's order among ready nodes).
+/// - Throws: `.parseError` for an undefined value, a value produced twice, or a cycle.
+func topologicalOrder(_ graph: Graph) throws -> [Int] {
+    var defined = Set(graph.inputs.map(\.name)).union(graph.initializers.keys)
+    var producers: [String: Int] = [:]
+    for (n, node) in graph.nodes.enumerated() {
+        for out in node.outputs where !out.isEmpty {
+            if defined.contains(out) || producers[out] != nil {
+                throw LatheError(.parseError, "value '\(out)' is produced twice (at node '\(node.name)')")
+            }
+            producers[out] = n
+        }
+    }
+    var waiting = [Int](repeating: 0, count: graph.nodes.count)
+    var consumers: [String: [Int]] = [:]
+    for (n, node) in graph.nodes.enumerated() {
+        for input in Set(node.inputs) where !input.isEmpty && !defined.contains(input) {
+            guard producers[input] != nil else {
+                throw LatheError(.parseError, "node '\(node.name)' (\(node.opType)) uses undefined value '\(input)'")
+            }
+            waiting[n] += 1
+            consumers[input, default: []].append(n)
+        }
+    }
+    var ready = (0..<graph.nodes.count).filter { waiting[$0] == 0 }
+    var order: [Int] = []
+    var head = 0
+    while head < ready.count {
+        let n = ready[head]
+        head += 1
+        order.append(n)
+        for out in graph.nodes[n].outputs where !out.isEmpty {
+            defined.insert(out)
+            for c in consumers[out] ?? [] {
+                waiting[c] -= 1
+                if waiting[c] == 0 { ready.append(c) }
+            }
+        }
+    }
+    guard order.count == graph.nodes.count else {
+        throw LatheError(.parseError, "graph has a cycle")
+    }
+    return order
+}
+
+/// `a[i] += b[i]` for `count` elements.
+@inline(__always) func addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) {
+    for i in 0..<count { a[i] += b[i] }
+}
+
+/// Mixes two 64-bit values into a well-spread seed (SplitMix64 finaliser).
+func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+    var z = a &+ 0x9E37_79B9_7F4A_7C15 &* (b &+ 1)
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}

@@ -1,0 +1,99 @@
+import LatheCore
+import LatheOps
+
+/// Gradient of Conv (any number of spatial axes; stride, padding, auto_pad, dilation, groups), by the
+/// same im2col unfolding and GEMM seam as the forward kernel, and its adjoint col2im.
+enum ConvGradients {
+    static func register(into registry: OpRegistry) throws {
+        try registry.setGradient(opType: "Conv") { c in
+            ConvGradient(window: try WindowSpec(c, requiresKernelShape: false), group: try c.attributes.int("group", 1))
+        }
+    }
+}
+
+/// Per sample and group: `dW += dY · colᵀ`, `dcol = Wᵀ · dY` folded back into `dX` by col2im,
+/// `dB += Σ dY` over samples and positions.
+final class ConvGradient: GradientKernel {
+    let window: WindowSpec
+    let group: Int
+
+    init(window: WindowSpec, group: Int) {
+        self.window = window
+        self.group = max(group, 1)
+    }
+
+    func backward(_ p: BackwardPass) throws {
+        let x = try floatTensor(p.inputs, 0, "X"), w = try floatTensor(p.inputs, 1, "W")
+        let dy = try floatTensor(p.outputGradients, 0, "dY")
+        let dx = slot(p.inputGradients, 0), dw = slot(p.inputGradients, 1), db = slot(p.inputGradients, 2)
+        let g = try window.resolve(input: Array(x.shape.dropFirst(2)), kernel: Array(w.shape.dropFirst(2)))
+        let batch = x.shape[0], channels = x.shape[1], filters = w.shape[0]
+        let groupChannels = channels / group, groupFilters = filters / group
+        let rows = groupChannels * g.kernelCount, inCount = g.inputCount, outCount = g.outputCount
+        if let db {
+            for n in 0..<batch {
+                for m in 0..<filters {
+                    let row = dy.floats + (n * filters + m) * outCount
+                    var sum: Float = 0
+                    for i in 0..<outCount { sum += row[i] }
+                    db.floats[m] += sum
+                }
+            }
+        }
+        guard dx != nil || dw != nil, rows > 0, outCount > 0 else { return }
+        let col = UnsafeMutablePointer<Float>.allocate(capacity: rows * outCount)
+        defer { col.deallocate() }
+        for n in 0..<batch {
+            for gi in 0..<group {
+                let xg = x.floats + (n * channels + gi * groupChannels) * inCount
+                let dyg = dy.floats + (n * filters + gi * groupFilters) * outCount
+                let wOffset = gi * groupFilters * rows
+                if let dw {
+                    packageIm2col(xg, channels: groupChannels, g, col)
+                    gemmAccumulate(transA: false, transB: true, m: groupFilters, n: rows, k: outCount,
+                                   a: dyg, lda: outCount, b: col, ldb: outCount, c: dw.floats + wOffset, ldc: rows)
+                }
+                if let dx {
+                    packageSgemm(transA: true, transB: false, m: rows, n: outCount, k: groupFilters, alpha: 1,
+                                 a: w.floats + wOffset, lda: rows, b: dyg, ldb: outCount, beta: 0, c: col, ldc: outCount)
+                    col2im(col, channels: groupChannels, g,
+                           into: dx.floats + (n * channels + gi * groupChannels) * inCount)
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of im2col: adds each entry of `col[channels·K × outputCount]` into the input position it
+/// was read from (entries read from padding are dropped).
+func col2im(_ col: UnsafePointer<Float>, channels: Int, _ g: WindowGeometry, into x: UnsafeMutablePointer<Float>) {
+    let r = g.input.count, outCount = g.outputCount, kernelCount = g.kernelCount
+    let inStrides = ShapeMath.strides(g.input)
+    var tap = [Int](repeating: 0, count: r), position = [Int](repeating: 0, count: r)
+    var src = col
+    for ch in 0..<channels {
+        let plane = x + ch * g.inputCount
+        for k in 0..<kernelCount {
+            var rest = k
+            for a in stride(from: r - 1, through: 0, by: -1) { tap[a] = rest % g.kernel[a]; rest /= g.kernel[a] }
+            for a in 0..<r { position[a] = 0 }
+            for o in 0..<outCount {
+                var offset = 0, inside = true
+                for a in 0..<r {
+                    let p = position[a] * g.strides[a] + tap[a] * g.dilations[a] - g.padsBegin[a]
+                    if p < 0 || p >= g.input[a] { inside = false; break }
+                    offset += p * inStrides[a]
+                }
+                if inside { plane[offset] += src[o] }
+                var a = r - 1
+                while a >= 0 {
+                    position[a] += 1
+                    if position[a] < g.output[a] { break }
+                    position[a] = 0
+                    a -= 1
+                }
+            }
+            src += outCount
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import LatheCore
+import LatheOps
+
+/// The float32 tensor in slot `i`, or an error naming the slot (gradients are float32 only).
+func floatTensor(_ tensors: [Tensor?], _ i: Int, _ what: String) throws -> Tensor {
+    guard i < tensors.count, let t = tensors[i] else { throw LatheError.invalid("gradient needs \(what), which is missing") }
+    guard t.dtype == .float32 else { throw LatheError.dtype("gradients are float32 only; \(what) is \(t.dtype)") }
+    return t
+}
+
+/// The gradient slot `i` of `tensors` if wired, else nil.
+func slot(_ tensors: [Tensor?], _ i: Int) -> Tensor? { i < tensors.count ? tensors[i] : nil }
+
+/// Visits every element of a broadcast result of shape `out` with the matching offsets into operands
+/// of shapes `a` and `b` (numpy broadcasting): `body(outputOffset, aOffset, bOffset)`.
+@inline(__always)
+func walkBroadcast(_ out: [Int], _ a: [Int], _ b: [Int], _ body: (Int, Int, Int) -> Void) {
+    let rank = out.count
+    func strides(_ s: [Int]) -> [Int] {
+        let padded = [Int](repeating: 1, count: rank - s.count) + s
+        let natural = ShapeMath.strides(padded)
+        return (0..<rank).map { padded[$0] == 1 ? 0 : natural[$0] }
+    }
+    let sa = strides(a), sb = strides(b)
+    let count = out.reduce(1, *)
+    if count == 0 { return }
+    if rank == 0 { body(0, 0, 0); return }
+    let inner = out[rank - 1], ia = sa[rank - 1], ib = sb[rank - 1]
+    var index = [Int](repeating: 0, count: rank)
+    var o = 0
+    while o < count {
+        var offA = 0, offB = 0
+        for d in 0..<(rank - 1) { offA += index[d] * sa[d]; offB += index[d] * sb[d] }
+        for j in 0..<inner { body(o + j, offA + j * ia, offB + j * ib) }
+        o += inner
+        var d = rank - 2
+        while d >= 0 {
+            index[d] += 1
+            if index[d] < out[d] { break }
+            index[d] = 0
+            d -= 1
+        }
+    }
+}
+
+/// `target += source`, where `source` has the broadcast shape of `target`: sums over broadcast axes.
+func accumulateReduced(_ source: Tensor, into target: Tensor, scale: Float = 1) {
+    let t = target.floats, s = source.floats
+    if source.shape == target.shape {
+        for i in 0..<source.count { t[i] += scale * s[i] }
+        return
+    }
+    walkBroadcast(source.shape, target.shape, target.shape) { o, i, _ in t[i] += scale * s[o] }
+}
+
+/// `C += alpha · op(A) · op(B)` through the GEMM seam (row-major, beta 1).
+@inline(__always)
+func gemmAccumulate(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                    c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if k == 0 { return }
+    packageSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                 beta: 1, c: c, ldc: ldc)
+}

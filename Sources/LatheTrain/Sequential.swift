@@ -1,0 +1,313 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LatheCore
+import LatheONNX
+
+/// Per-epoch results of `fit`: `"loss"`, each metric's name, and `"val_"`-prefixed ones with validation data.
+public struct History: Sendable {
+    /// One dictionary per epoch.
+    public var epochs: [[String: Double]] = []
+
+    /// The values of one key over the epochs (empty for an unknown key).
+    public subscript(key: String) -> [Double] { epochs.compactMap { $0[key] } }
+}
+
+/// A stack of layers, trained Keras-style. The model *is* a `Graph` (the IR ONNX models import to),
+/// built when the model is compiled; its trainable weights are the graph's initializers.
+///
+/// Shapes as the user sees them: `x` is `[N, features]` or channels-last `[N, H, W, C]`; `y` is
+/// `[N, outputs]` (or `[N]` class indices for sparse categorical cross-entropy).
+public final class Sequential {
+    /// The layers, in order.
+    public private(set) var layers: [any Layer]
+    /// The input shape without the batch axis (channels-last for images); else the first layer's.
+    public let declaredInputShape: [Int]?
+    /// Seeds the weight initialisation.
+    public let seed: UInt64
+    /// The graph, once built (by `build()` or `compile`).
+    public private(set) var graph: Graph?
+    /// Trainable weight names, in layer order.
+    public private(set) var trainableWeights: [String] = []
+    /// Set by `compile`.
+    public private(set) var optimizer: Optimizer?
+    public private(set) var loss: Loss?
+    public private(set) var metrics: [Metric] = []
+    private var engine: GradientEngine?
+    /// Where back-propagation starts when the loss is fused with the final activation.
+    private var lossInput: String?
+    private let registry: OpRegistry
+    /// Batch inputs, targets and loss gradients by role and shape, reused so steady-state steps do not allocate them.
+    private var scratch: [String: Tensor] = [:]
+
+    /// A model of `layers`; `inputShape` (without the batch axis) may instead come from the first layer.
+    public init(_ layers: [any Layer] = [], inputShape: [Int]? = nil, seed: UInt64 = 0,
+                registry: OpRegistry = TrainingOps.sharedRegistry) {
+        self.layers = layers
+        self.declaredInputShape = inputShape
+        self.seed = seed
+        self.registry = registry
+    }
+
+    /// Appends a layer; the model must not be built yet.
+    public func add(_ layer: any Layer) throws {
+        guard graph == nil else { throw LatheError(.invalidState, "cannot add a layer after the model is built") }
+        layers.append(layer)
+    }
+
+    /// The weights by name (live: they change as the model trains).
+    public var weights: [String: Tensor] { graph?.initializers ?? [:] }
+
+    /// Builds the graph and initialises the weights from `seed` (done by `compile` when needed).
+    /// - Throws: `.invalidArgument` without an input shape or with a bad layer setting; `.shapeMismatch`
+    ///   when a layer cannot take its input.
+    @discardableResult
+    public func build() throws -> Graph {
+        if let graph { return graph }
+        guard let shape = declaredInputShape ?? layers.first?.inputShape else {
+            throw LatheError.invalid("the model needs an input shape: Sequential(inputShape:) or inputShape: on the first layer")
+        }
+        guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else { throw LatheError.invalid("bad input shape \(shape)") }
+        var builder = GraphBuilder(seed: seed)
+        var value = LayerValue(name: "input", shape: shape, channelsFirst: false)
+        for layer in layers { value = try layer.build(&builder, value) }
+        if value.channelsFirst {   // back to the user's channels-last layout
+            value.name = builder.add("Transpose", builder.uniqueName("to_channels_last"), inputs: [value.name],
+                                     attributes: ["perm": .ints([0, 2, 3, 1])])
+            value.shape = [value.shape[1], value.shape[2], value.shape[0]]
+        }
+        let output = "output"
+        builder.nodes.append(Node(name: output, opType: "Identity", inputs: [value.name], outputs: [output]))
+        let graph = Graph(name: "sequential",
+                          inputs: [ValueInfo(name: "input", dtype: .float32, dims: [.symbolic("N")] + shape.map { .fixed($0) })],
+                          outputs: [ValueInfo(name: output, dtype: .float32, dims: [.symbolic("N")] + value.shape.map { .fixed($0) })],
+                          nodes: builder.nodes, initializers: builder.initializers, opsets: ["": 17])
+        engine = try GradientEngine(graph: graph, registry: registry, differentiable: builder.trainable)
+        self.graph = graph
+        self.trainableWeights = builder.trainable
+        return graph
+    }
+
+    /// Sets the training configuration, building the model first if needed.
+    public func compile(optimizer: Optimizer, loss: Loss, metrics: [Metric] = []) throws {
+        let graph = try build()
+        self.optimizer = optimizer
+        self.loss = loss
+        self.metrics = metrics
+        // The value before the final activation (behind the Identity that names the output), if fusable.
+        lossInput = nil
+        if let activation = loss.fusableActivation, let last = graph.nodes.last,
+           let producer = engine?.producer(of: last.inputs[0]), producer.opType == activation,
+           (try? producer.attributes.int("axis", -1)) ?? 0 == -1 {
+            lossInput = producer.inputs[0]
+        }
+    }
+
+    /// `compile` with Keras names: `compile(optimizer: "adam", loss: "sparse_categorical_crossentropy", metrics: ["accuracy"])`.
+    /// - Throws: `.invalidArgument` naming an unknown optimizer, loss or metric.
+    public func compile(optimizer: String, loss: String, metrics: [String] = []) throws {
+        guard let o = Optimizer(kerasName: optimizer) else { throw LatheError.invalid("unknown optimizer '\(optimizer)' (sgd, adam, adamw, rmsprop)") }
+        guard let l = Loss(kerasName: loss) else { throw LatheError.invalid("unknown loss '\(loss)'") }
+        let m = try metrics.map { name in
+            guard let metric = Metric(kerasName: name) else { throw LatheError.invalid("unknown metric '\(name)'") }
+            return metric
+        }
+        try compile(optimizer: o, loss: l, metrics: m)
+    }
+
+    /// Trains the model.
+    /// - Parameters:
+    ///   - validationData: evaluated after every epoch; takes precedence over `validationSplit`.
+    ///   - validationSplit: the fraction of samples, taken from the end before shuffling (as Keras),
+    ///     held out for validation.
+    ///   - seed: fixes the shuffling order and dropout masks.
+    /// - Returns: per-epoch loss and metrics.
+    /// - Throws: `.invalidState` before `compile`; `.shapeMismatch` when `x` and `y` disagree on the
+    ///   number of samples; an error naming the epoch and batch for non-finite inputs, an out-of-range
+    ///   label or a non-finite loss or gradient — the weights are then those after the last good step.
+    @discardableResult
+    public func fit(x: Tensor, y: Tensor, epochs: Int = 1, batchSize: Int = 32,
+                    validationData: (x: Tensor, y: Tensor)? = nil, validationSplit: Double = 0,
+                    shuffle: Bool = true, seed: UInt64 = 0) throws -> History {
+        guard let engine, let optimizer, let loss else {
+            throw LatheError(.invalidState, "call compile(optimizer:loss:metrics:) before fit")
+        }
+        try checkSamples(x, y)
+        guard epochs >= 0, batchSize > 0 else { throw LatheError.invalid("epochs must be >= 0 and batchSize > 0") }
+        guard validationSplit >= 0 && validationSplit < 1 else {
+            throw LatheError.invalid("validationSplit must be in [0, 1), got \(validationSplit)")
+        }
+        var trainCount = x.shape[0]
+        var validation = validationData
+        if validation == nil && validationSplit > 0 {
+            let held = Int(Double(trainCount) * validationSplit)
+            if held > 0 {
+                validation = (try rows(x, Array((trainCount - held)..<trainCount)), try rows(y, Array((trainCount - held)..<trainCount)))
+                trainCount -= held
+            }
+        }
+        if let validation { try checkSamples(validation.x, validation.y) }
+        guard trainCount > 0 else { throw LatheError.invalid("no training samples") }
+
+        let parameters = trainableWeights.map { graph!.initializers[$0]! }
+        let backups = try parameters.map { try $0.copy() }
+        var rng = SeededGenerator(seed: seed)
+        var history = History()
+        var order = Array(0..<trainCount)
+        var step: UInt64 = 0
+        if epochs == 0 { return history }
+        for epoch in 1...epochs {
+            if shuffle { order.shuffle(using: &rng) }
+            var lossSum = 0.0, seen = 0
+            var totals = [(Double, Double)](repeating: (0, 0), count: metrics.count)
+            let batches = (trainCount + batchSize - 1) / batchSize
+            for batch in 0..<batches {
+                let where_ = "epoch \(epoch), batch \(batch + 1) of \(batches)"
+                let indices = Array(order[(batch * batchSize)..<min((batch + 1) * batchSize, trainCount)])
+                let xb = try gather(x, indices, role: "x"), yb = try gather(y, indices, role: "y")
+                if let bad = firstNonFinite(xb) {
+                    throw LatheError.invalid("\(where_): input of sample \(indices[bad / max(xb.count / indices.count, 1)]) is not finite (NaN or infinity); weights kept from the last good step")
+                }
+                let value: Double
+                do {
+                    step += 1
+                    let output = try engine.forward(["input": xb], training: true, seed: mix(seed, step))[0]
+                    value = try lossAndBackward(engine, loss, output: output, target: yb) + optimizer.penalty(parameters)
+                    for (m, metric) in metrics.enumerated() {
+                        metric.accumulate(prediction: output, target: yb, loss: loss, into: &totals[m])
+                    }
+                } catch let error as LatheError {
+                    throw LatheError(error.status, "\(where_): \(error.message)")
+                }
+                guard value.isFinite else {
+                    throw LatheError.invalid("\(where_): loss is not finite (\(value)); training stopped, weights kept from the last good step")
+                }
+                let gradients = trainableWeights.map { engine.gradient($0)! }
+                if let name = zip(trainableWeights, gradients).first(where: { firstNonFinite($0.1) != nil })?.0 {
+                    throw LatheError.invalid("\(where_): gradient of '\(name)' is not finite; training stopped, weights kept from the last good step")
+                }
+                for (backup, p) in zip(backups, parameters) { backup.bytes.copyMemory(from: p.bytes, byteCount: p.byteCount) }
+                try optimizer.step(parameters: parameters, gradients: gradients)
+                if let name = zip(trainableWeights, parameters).first(where: { firstNonFinite($0.1) != nil })?.0 {
+                    for (backup, p) in zip(backups, parameters) { p.bytes.copyMemory(from: backup.bytes, byteCount: p.byteCount) }
+                    throw LatheError.invalid("\(where_): the update made '\(name)' non-finite; weights restored to the last good step")
+                }
+                lossSum += value * Double(indices.count)
+                seen += indices.count
+            }
+            var record = ["loss": lossSum / Double(seen)]
+            for (m, metric) in metrics.enumerated() { record[metric.name] = metric.finish(totals[m]) }
+            if let validation {
+                for (key, v) in try evaluate(x: validation.x, y: validation.y, batchSize: batchSize) { record["val_" + key] = v }
+            }
+            history.epochs.append(record)
+        }
+        return history
+    }
+
+    /// The loss and metrics over a data set, in inference mode.
+    /// - Returns: `"loss"` and each metric's name.
+    public func evaluate(x: Tensor, y: Tensor, batchSize: Int = 32) throws -> [String: Double] {
+        guard let engine, let loss else { throw LatheError(.invalidState, "call compile(optimizer:loss:metrics:) before evaluate") }
+        try checkSamples(x, y)
+        guard batchSize > 0 else { throw LatheError.invalid("batchSize must be > 0") }
+        let n = x.shape[0]
+        var lossSum = 0.0
+        var totals = [(Double, Double)](repeating: (0, 0), count: metrics.count)
+        for start in stride(from: 0, to: n, by: batchSize) {
+            let indices = Array(start..<min(start + batchSize, n))
+            let xb = try gather(x, indices, role: "x"), yb = try gather(y, indices, role: "y")
+            let output = try engine.forward(["input": xb], training: false)[0]
+            let prediction = lossInput.map { engine.value($0)! } ?? output
+            lossSum += try (lossInput == nil ? loss : loss.onLogits).compute(prediction: prediction, target: yb) * Double(indices.count)
+            for (m, metric) in metrics.enumerated() { metric.accumulate(prediction: output, target: yb, loss: loss, into: &totals[m]) }
+        }
+        var result = ["loss": lossSum / Double(max(n, 1)) + (optimizer?.penalty(trainableWeights.map { graph!.initializers[$0]! }) ?? 0)]
+        for (m, metric) in metrics.enumerated() { result[metric.name] = metric.finish(totals[m]) }
+        return result
+    }
+
+    /// The model's outputs for `x`, computed `batchSize` samples at a time in inference mode.
+    public func predict(_ x: Tensor, batchSize: Int = 32) throws -> Tensor {
+        try build()
+        guard let engine else { throw LatheError(.internal, "model has no engine") }
+        guard batchSize > 0, x.rank >= 1 else { throw LatheError.invalid("predict needs batchSize > 0 and a batch axis") }
+        let n = x.shape[0]
+        var result: Tensor?
+        for start in stride(from: 0, to: n, by: batchSize) {
+            let indices = Array(start..<min(start + batchSize, n))
+            let output = try engine.forward(["input": try gather(x, indices, role: "x")], training: false)[0]
+            if result == nil { result = try Tensor(.float32, shape: [n] + output.shape.dropFirst()) }
+            let rowSize = output.count / indices.count
+            (result!.floats + start * rowSize).update(from: output.floats, count: output.count)
+        }
+        return try result ?? Tensor(.float32, shape: [0])
+    }
+
+    /// Computes the batch loss and back-propagates it; with a fused loss, from the final activation's input.
+    private func lossAndBackward(_ engine: GradientEngine, _ loss: Loss, output: Tensor, target: Tensor) throws -> Double {
+        let start = lossInput ?? graph!.outputs[0].name
+        let prediction = lossInput.map { engine.value($0)! } ?? output
+        let seed = try buffer("seed", .float32, prediction.shape)
+        let value = try (lossInput == nil ? loss : loss.onLogits).compute(prediction: prediction, target: target, gradient: seed)
+        try engine.backward(seeds: [start: seed])
+        return value
+    }
+
+    /// A reusable tensor for `role` of this dtype and shape (contents left from its previous use).
+    private func buffer(_ role: String, _ dtype: DType, _ shape: [Int]) throws -> Tensor {
+        let key = "\(role)\(dtype)\(shape)"
+        if let t = scratch[key] { return t }
+        let t = try Tensor(dtype, shape: shape)
+        scratch[key] = t
+        return t
+    }
+
+    /// The samples `indices` of `t`, copied into the reusable buffer for `role`.
+    private func gather(_ t: Tensor, _ indices: [Int], role: String) throws -> Tensor {
+        let out = try buffer(role, t.dtype, [indices.count] + t.shape.dropFirst())
+        let rowBytes = t.shape.dropFirst().reduce(1, *) * t.dtype.size
+        for (i, r) in indices.enumerated() { (out.bytes + i * rowBytes).copyMemory(from: t.bytes + r * rowBytes, byteCount: rowBytes) }
+        return out
+    }
+
+    /// Throws unless `x` and `y` hold the same number of samples.
+    private func checkSamples(_ x: Tensor, _ y: Tensor) throws {
+        guard x.rank >= 1, y.rank >= 1 else { throw LatheError.shape("x and y need a sample axis, got \(x.shape) and \(y.shape)") }
+        guard x.shape[0] == y.shape[0] else {
+            throw LatheError.shape("x has \(x.shape[0]) samples but y has \(y.shape[0])")
+        }
+        guard x.dtype == .float32 else { throw LatheError.dtype("x must be float32, got \(x.dtype)") }
+    }
+}
+
+/// The samples `indices` of `t` (along axis 0), copied into a new tensor.
+func rows(_ t: Tensor, _ indices: [Int]) throws -> Tensor {
+    let out = try Tensor(t.dtype, shape: [indices.count] + t.shape.dropFirst())
+    let rowBytes = t.shape.dropFirst().reduce(1, *) * t.dtype.size
+    for (i, r) in indices.enumerated() { (out.bytes + i * rowBytes).copyMemory(from: t.bytes + r * rowBytes, byteCount: rowBytes) }
+    return out
+}
+
+/// The index of the first NaN or infinity in a float32 tensor (nil when all finite, or not float32).
+func firstNonFinite(_ t: Tensor) -> Int? {
+    guard t.dtype == .float32 else { return nil }
+    for i in 0..<t.count where !t.floats[i].isFinite { return i }
+    return nil
+}
+
+extension Sequential {
+    /// The trained model as ONNX bytes: the inference graph (Dropout removed), channels-last input.
+    public func onnxBytes() throws -> [UInt8] {
+        try ONNXExporter.modelBytes(build(), producer: "lathe.train")
+    }
+
+    /// Writes `onnxBytes()` to `path`.
+    /// - Throws: `.io` when the file cannot be written.
+    public func save(_ path: String) throws {
+        let bytes = try onnxBytes()
+        guard let file = fopen(path, "wb") else { throw LatheError(.io, "cannot open '\(path)' for writing") }
+        defer { fclose(file) }
+        guard fwrite(bytes, 1, bytes.count, file) == bytes.count else { throw LatheError(.io, "cannot write '\(path)'") }
+    }
+}
