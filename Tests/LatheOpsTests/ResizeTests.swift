@@ -130,6 +130,24 @@ import LatheCore
         }
     }
 
+    @Test func oneSessionReplansWhenScalesChange() throws {
+        var rng = SeededRNG(37)
+        let shape = [1, 1, 3, 3], x = try Tensor(shape: shape, floats: rng.floats(9))
+        let graph = Graph(inputs: [ValueInfo(name: "x", dtype: .float32, dims: shape.map { .fixed($0) }),
+                                   ValueInfo(name: "scales", dtype: .float32, dims: [.fixed(4)])],
+                          outputs: [ValueInfo(name: "y", dtype: .float32, dims: nil)],
+                          nodes: [Node(name: "r", opType: "Resize", inputs: ["x", "", "scales"], outputs: ["y"],
+                                       attributes: ["mode": .string("nearest")])],
+                          initializers: [:], opsets: ["": 19])
+        let session = Session(model: try Model(graph: graph, registry: builtinRegistry()))
+        for scales: [Float] in [[1, 1, 2, 2], [1, 1, 1, 3], [1, 1, 2, 2]] {
+            let y = try session.run(["x": x, "scales": try Tensor(shape: [4], floats: scales)])["y"]!
+            let outShape = zip(shape, scales).map { Int(Float($0) * $1) }
+            let ref = Self.reference(x.floatArray(), shape, outShape, scales: scales.map(Double.init), mode: "nearest", coordinates: "half_pixel")
+            expectClose(y, ref, shape: outShape, "scales \(scales)")
+        }
+    }
+
     @Test(arguments: [(-0.75, [Float](arrayLiteral: 1, 1, 1, 2.5)), (-0.5, [1, 1, 1, 0.7])])
     func cubicLastAxis(a: Double, scales: [Float]) throws {
         var rng = SeededRNG(34)

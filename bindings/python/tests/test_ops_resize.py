@@ -139,3 +139,23 @@ def test_upsample(mode, opset):
         inits = [("s", np.array(scales, np.float32))]
     (got,), (ref,) = run_both(node, {"x": x}, opset=opset, initializers=inits)
     assert_close(got, ref)
+
+
+def test_resize_scales_fed_at_run_time_replan():
+    """One model run with different scales: lathe re-plans for each new value."""
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear")
+    graph = helper.make_graph([node], "r", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 3, 4]),
+                                            helper.make_tensor_value_info("scales", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 8
+    data = model.SerializeToString()
+    import lathe
+    import onnxruntime as ort
+
+    lathe_model = lathe.Model(data)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(17).standard_normal((1, 1, 3, 4)).astype(np.float32)
+    for scales in ([1, 1, 2, 2], [1, 1, 0.5, 1.5], [1, 1, 2, 2]):
+        feeds = {"x": x, "scales": np.array(scales, np.float32)}
+        assert_close(lathe_model.predict(feeds), session.run(None, feeds)[0])
