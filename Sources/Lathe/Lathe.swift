@@ -9,12 +9,15 @@ extension Model {
     /// Loads an ONNX model file, resolving its ops against `registry` (built-ins included).
     /// - Throws: `.io`, `.parseError`, `.unsupportedOp` or an attribute error naming the node.
     public convenience init(contentsOf path: String, registry: OpRegistry = defaultRegistry) throws {
-        try self.init(onnx: ONNXImporter.readFile(path), registry: registry)
+        try self.init(graph: ONNXImporter.graph(contentsOf: path), registry: registry)
     }
 
     /// Loads an ONNX model from its serialized bytes.
-    public convenience init(onnx bytes: [UInt8], registry: OpRegistry = defaultRegistry) throws {
-        try self.init(graph: ONNXImporter.graph(from: bytes), registry: registry)
+    /// - Parameters:
+    ///   - baseDirectory: the directory external tensor data (`data_location: EXTERNAL`) is read from,
+    ///     relative to which its file names resolve; without it such a model is refused with `.io`.
+    public convenience init(onnx bytes: [UInt8], baseDirectory: String? = nil, registry: OpRegistry = defaultRegistry) throws {
+        try self.init(graph: ONNXImporter.graph(from: bytes, baseDirectory: baseDirectory), registry: registry)
     }
 }
 

@@ -19,6 +19,8 @@ public final class Model: Sendable {
     let steps: [Step]
     let inputIDs: [Int]
     let outputIDs: [Int]
+    /// Indices of graph inputs wired into a slot some kernel lists in `valueDependentInputs`.
+    let valueDependentInputIndices: Set<Int>
 
     /// Sorts the graph, checks every value is defined, and builds each node's kernel from `registry`.
     /// - Throws: `.unsupportedOp` for an op the table does not serve at the model's opset;
@@ -109,6 +111,13 @@ public final class Model: Sendable {
         self.steps = steps
         self.inputIDs = graph.inputs.map { ids[$0.name]! }
         self.outputIDs = graph.outputs.map { ids[$0.name]! }
+        var valueDependent = Set<Int>()
+        for step in steps {
+            for slot in step.kernel.valueDependentInputs where slot < step.inputs.count {
+                if let id = step.inputs[slot], let index = inputIDs.firstIndex(of: id) { valueDependent.insert(index) }
+            }
+        }
+        self.valueDependentInputIndices = valueDependent
     }
 
     /// Declared inputs, in order.

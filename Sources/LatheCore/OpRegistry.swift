@@ -54,10 +54,16 @@ public protocol Kernel: AnyObject, Sendable {
 
     /// Outputs computable from input *types* alone (e.g. `Shape`), for constant folding; nil otherwise.
     func fold(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [Tensor]?
+
+    /// Input slots whose values (not only types) decide the output shapes, such as Resize's `scales`.
+    /// A graph input wired straight into one of them is specialised at plan time like a small integer
+    /// input: `infer` sees its value among `constants`, and the plan is rebuilt when the value changes.
+    var valueDependentInputs: Set<Int> { get }
 }
 
 extension Kernel {
     public func fold(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [Tensor]? { nil }
+    public var valueDependentInputs: Set<Int> { [] }
 }
 
 /// One entry of the op table: who implements `(domain, opType)` for which opset versions.

@@ -3,7 +3,8 @@
 struct Plan {
     /// Input types this plan was built for, in `Model.inputIDs` order.
     let inputTypes: [TensorType]
-    /// Values of the small integer inputs this plan was specialised to (see `Plan.isShapeLike`), by input index.
+    /// Values of the inputs this plan was specialised to (small integer inputs, see `Plan.isShapeLike`, and
+    /// inputs wired into a kernel's `valueDependentInputs`), by input index.
     let inputValues: [Int: Tensor]
     /// Type of every value id (nil for values never computed).
     let types: [TensorType?]

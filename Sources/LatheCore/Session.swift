@@ -98,7 +98,8 @@ public final class Session {
         plan = nil
         hasRun = false
         var inputValues: [Int: Tensor] = [:]
-        for (index, type) in inputTypes.enumerated() where Plan.isShapeLike(type) {
+        for (index, type) in inputTypes.enumerated()
+            where Plan.isShapeLike(type) || model.valueDependentInputIndices.contains(index) {
             inputValues[index] = try inputs[index]?.copy()
         }
         let newPlan = try Plan(model: model, inputTypes: inputTypes, inputValues: inputValues)

@@ -20,6 +20,12 @@ public enum BuiltinOps {
         try LogicOps.register(into: registry)
         try ReduceOps.register(into: registry)
         try DataOps.register(into: registry)
+        try ConvTransposeOps.register(into: registry)
+        try StatisticsNormalizationOps.register(into: registry)
+        try ResizeOps.register(into: registry)
+        try RNNOps.register(into: registry)
+        try EinsumOps.register(into: registry)
+        try MLOps.register(into: registry)
     }
 
     /// Registers the built-ins into `OpRegistry.shared` exactly once per process.
