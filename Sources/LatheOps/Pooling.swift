@@ -14,7 +14,7 @@ enum PoolingOps {
 }
 
 /// For every output position of a window, the in-bounds input positions it reads.
-struct WindowTable {
+struct WindowTable: Sendable {
     /// Row-major spatial offsets of the taps of output `o`: `offsets[start[o]..<start[o + 1]]`.
     let offsets: [Int]
     let start: [Int]
@@ -98,8 +98,11 @@ final class PoolKernel: Kernel {
     let columnMajorIndices: Bool
     /// Which output slots are wired (MaxPool's Indices is optional).
     let outputPresent: [Bool]
+    /// The window geometry and tap table of the plan's input shape (set by `specialized`).
+    let resolved: (geometry: SpatialWindow, table: WindowTable, indexStrides: [Int])?
 
     init(_ c: NodeContext, _ mode: Mode) throws {
+        resolved = nil
         try c.expectInputs(1...1)
         self.mode = mode
         window = try WindowAttributes(c, requiresKernelShape: true)
@@ -118,6 +121,30 @@ final class PoolKernel: Kernel {
         if mode == .max && c.outputPresent.count > 2 {
             throw LatheError.invalid("\(c.label): MaxPool has at most two outputs, got \(c.outputPresent.count)")
         }
+    }
+
+    private init(_ other: PoolKernel, geometry: SpatialWindow) {
+        mode = other.mode
+        window = other.window
+        countIncludePad = other.countIncludePad
+        columnMajorIndices = other.columnMajorIndices
+        outputPresent = other.outputPresent
+        resolved = (geometry, WindowTable(geometry), other.indexStrides(geometry))
+    }
+
+    func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
+        guard let x = inputs[0] else { return self }
+        return PoolKernel(self, geometry: try geometry(x.shape))
+    }
+
+    /// Strides that flatten a spatial position into an Indices entry, row- or column-major.
+    func indexStrides(_ g: SpatialWindow) -> [Int] {
+        var strides = ShapeMath.strides(g.input)
+        if columnMajorIndices {
+            var step = 1
+            for a in 0..<g.rank { strides[a] = step; step *= g.input[a] }
+        }
+        return strides
     }
 
     /// The window geometry for input shape `x`.
@@ -144,16 +171,15 @@ final class PoolKernel: Kernel {
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
         let x = inputs[0]!, y = outputs[0]!
-        let g = try geometry(x.shape)
-        let table = WindowTable(g)
+        let g: SpatialWindow, table: WindowTable, indexStrides: [Int]
+        if let resolved {
+            (g, table, indexStrides) = resolved
+        } else {
+            g = try geometry(x.shape)
+            (table, indexStrides) = (WindowTable(g), self.indexStrides(g))
+        }
         let planes = x.shape[0] * x.shape[1], inCount = g.inputCount, outCount = g.outputCount
         let indices = outputs.count > 1 ? outputs[1] : nil
-        // Strides that flatten a spatial position into an Indices entry, row- or column-major.
-        var indexStrides = ShapeMath.strides(g.input)
-        if columnMajorIndices {
-            var step = 1
-            for a in 0..<g.rank { indexStrides[a] = step; step *= g.input[a] }
-        }
         table.offsets.withUnsafeBufferPointer { offsets in
             table.start.withUnsafeBufferPointer { start in
                 for plane in 0..<planes {
