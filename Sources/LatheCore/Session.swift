@@ -1,3 +1,9 @@
+import CLatheShims
+
+/// Keeps OpenBLAS on the calling thread, once per process: sessions split work over their own pool,
+/// and OpenBLAS's spinning threads would add jitter and contend with it.
+private let blasSingleThreaded: Void = openblas_set_num_threads(1)
+
 /// How a session plans and runs.
 public struct SessionOptions: Sendable {
     /// Threads a run may use (the caller counts as one). 1 runs everything on the caller's thread,
@@ -56,6 +62,7 @@ public final class Session {
 
     /// Creates a session; the arena is laid out at the first run (or `reshape`).
     public init(model: Model, options: SessionOptions = SessionOptions()) {
+        blasSingleThreaded
         self.model = model
         self.options = options
         self.pool = options.threads > 1 ? ThreadPool(threads: options.threads) : .serial

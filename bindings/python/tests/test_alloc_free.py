@@ -1,4 +1,4 @@
-"""A steady-state run allocates nothing: Tests/c/alloc_count.c interposes malloc and friends and counts
+"""A steady-state run of an optimized liblathe allocates nothing: Tests/c/alloc_count.c interposes malloc and friends and counts
 every call made across 1,000 iterations of set_input + run + get_output, after warm-up, for each seed
 model (models/seed/*/model.onnx, or $LATHE_SEED_MODELS) and a few built-in models, at batch 1 and 64."""
 
@@ -16,7 +16,21 @@ from lathe_test_models import serialize, weights
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 CC = shutil.which(os.environ.get("CC", "cc"))
-LIBRARY_DIR = Path(lathe.library_path).resolve().parent if os.sep in lathe.library_path else None
+
+
+def optimized_library_dir():
+    """Where the liblathe under test is: $LATHE_ALLOC_LIBRARY, else this checkout's release build when
+    present, else the library the binding loaded. An unoptimized (debug) build calls unspecialised
+    generic standard-library code that boxes values on the heap, so only optimized builds are checked."""
+    if "LATHE_ALLOC_LIBRARY" in os.environ:
+        return Path(os.environ["LATHE_ALLOC_LIBRARY"]).resolve().parent
+    release = REPOSITORY / ".build" / "release" / "liblathe.so"
+    if release.exists():
+        return release.resolve().parent
+    return Path(lathe.library_path).resolve().parent if os.sep in lathe.library_path else None
+
+
+LIBRARY_DIR = optimized_library_dir()
 SEED_DIR = Path(os.environ.get("LATHE_SEED_MODELS", REPOSITORY / "models" / "seed"))
 SEED_MODELS = sorted(SEED_DIR.glob("*/model.onnx")) if SEED_DIR.is_dir() else []
 RUNS = 1000
@@ -24,6 +38,8 @@ RUNS = 1000
 pytestmark = [
     pytest.mark.skipif(CC is None, reason="no C compiler (cc) on PATH"),
     pytest.mark.skipif(LIBRARY_DIR is None, reason="set LATHE_LIBRARY to link the test program against a file"),
+    pytest.mark.skipif(LIBRARY_DIR is not None and LIBRARY_DIR.name == "debug",
+                       reason="only an optimized liblathe runs allocation-free: swift build -c release --product lathe"),
 ]
 
 FLOAT = TensorProto.FLOAT
