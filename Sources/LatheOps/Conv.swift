@@ -178,9 +178,12 @@ struct SpatialWindow: Sendable, Equatable {
 
 /// Unfolds `channels` planes of `x` into the row-major matrix `col[channels·K × outputCount]`
 /// (K = kernel taps): row `c·K + k` holds tap `k` of channel `c` for every output position, 0 in padding.
-func im2col(_ x: UnsafePointer<Float>, channels: Int, _ g: SpatialWindow, _ col: UnsafeMutablePointer<Float>) {
+/// Rows start `rowStride` floats apart (default `outputCount`), so several images can sit side by side.
+func im2col(_ x: UnsafePointer<Float>, channels: Int, _ g: SpatialWindow, _ col: UnsafeMutablePointer<Float>,
+            rowStride: Int? = nil) {
     if g.outputCount == 0 { return }
-    if g.rank == 2 { im2col2D(x, channels: channels, g, col); return }
+    let gap = (rowStride ?? g.outputCount) - g.outputCount
+    if g.rank == 2 { im2col2D(x, channels: channels, g, col, gap: gap); return }
     let r = g.rank, last = g.rank - 1
     let outLast = g.output[last], inLast = g.input[last], strideLast = g.strides[last]
     let outerCount = g.outputCount / outLast
@@ -221,13 +224,15 @@ func im2col(_ x: UnsafePointer<Float>, channels: Int, _ g: SpatialWindow, _ col:
                         a -= 1
                     }
                 }
+                dst += gap
             }
         }
     }
 }
 
 /// `im2col` for two spatial axes, without index bookkeeping.
-private func im2col2D(_ x: UnsafePointer<Float>, channels: Int, _ g: SpatialWindow, _ col: UnsafeMutablePointer<Float>) {
+private func im2col2D(_ x: UnsafePointer<Float>, channels: Int, _ g: SpatialWindow, _ col: UnsafeMutablePointer<Float>,
+                      gap: Int) {
     let (ih, iw) = (g.input[0], g.input[1]), (oh, ow) = (g.output[0], g.output[1])
     let (kh, kw) = (g.kernel[0], g.kernel[1]), (sh, sw) = (g.strides[0], g.strides[1])
     let (dh, dw) = (g.dilations[0], g.dilations[1]), (ph, pw) = (g.padsBegin[0], g.padsBegin[1])
@@ -255,6 +260,7 @@ private func im2col2D(_ x: UnsafePointer<Float>, channels: Int, _ g: SpatialWind
                     }
                     dst += ow
                 }
+                dst += gap
             }
         }
     }
@@ -329,23 +335,31 @@ final class ConvKernel: Kernel {
                           geometry: try geometry(x.shape, w.shape, bias: bias))
     }
 
-    /// Floats of one image's unfolded input (none for a pointwise convolution).
-    func columnCount(_ g: SpatialWindow, channels: Int) -> Int {
-        g.isPointwise ? 0 : channels / group * g.kernelCount * g.outputCount
+    /// How many images one GEMM covers: enough that the product has about 2,048 columns, so small
+    /// feature maps still make a GEMM the BLAS runs efficiently.
+    static func imagesPerProduct(batch: Int, _ g: SpatialWindow) -> Int {
+        max(1, min(batch, 2048 / max(g.outputCount, 1)))
+    }
+
+    /// Floats of scratch one thread needs: the unfolded input of a chunk of images, plus the chunk's
+    /// product when it spans several images (it is scattered to NCHW afterwards).
+    func scratchCount(_ g: SpatialWindow, batch: Int, channels: Int, filters: Int) -> Int {
+        let images = ConvKernel.imagesPerProduct(batch: batch, g)
+        if images == 1 { return g.isPointwise ? 0 : channels / group * g.kernelCount * g.outputCount }
+        return (channels / group * g.kernelCount + filters / group) * images * g.outputCount
     }
 
     func workspaceSize(for inputs: [TensorType?]) -> Int {
         guard let x = inputs[0], let w = inputs[1], x.shape.count >= 3,
               let g = resolved ?? (try? geometry(x.shape, w.shape, bias: nil)) else { return 0 }
-        return columnCount(g, channels: x.shape[1]) * MemoryLayout<Float>.size
+        return scratchCount(g, batch: x.shape[0], channels: x.shape[1], filters: w.shape[0]) * MemoryLayout<Float>.size
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
         let x = inputs[0]!, w = inputs[1]!
         let g = try resolved ?? geometry(x.shape, w.shape, bias: inputs.count > 2 ? inputs[2]?.shape : nil)
-        try RunContext.withScratch(columnCount(g, channels: x.shape[1]) * MemoryLayout<Float>.size) {
-            try compute(inputs, outputs, context: $0)
-        }
+        let floats = scratchCount(g, batch: x.shape[0], channels: x.shape[1], filters: w.shape[0])
+        try RunContext.withScratch(floats * MemoryLayout<Float>.size) { try compute(inputs, outputs, context: $0) }
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], context: RunContext) throws {
@@ -375,16 +389,52 @@ final class ConvKernel: Kernel {
             }
             applyActivation(activation, yn, count: filters * outCount)
         }
-        let lanes = min(context.pool.threadCount, batch)
+        /// Convolves images `first..<first + count` with one GEMM per group: their unfolded inputs side by
+        /// side in `col`, the product in `product`, then scattered to NCHW with bias and activation.
+        func images(_ first: Int, _ count: Int, _ col: UnsafeMutablePointer<Float>) {
+            let width = count * outCount
+            let product = col + rows * width
+            for gi in 0..<group {
+                for j in 0..<count {
+                    im2col(x.floats + ((first + j) * channels + gi * groupChannels) * inCount, channels: groupChannels, g,
+                           col + j * outCount, rowStride: width)
+                }
+                sgemm(transA: false, transB: false, m: groupFilters, n: width, k: rows, alpha: 1,
+                      a: w.floats + gi * groupFilters * rows, lda: rows, b: col, ldb: width, beta: 0,
+                      c: product, ldc: width)
+                for j in 0..<count {
+                    for f in 0..<groupFilters {
+                        let m = gi * groupFilters + f
+                        let dst = y.floats + ((first + j) * filters + m) * outCount
+                        let src = product + f * width + j * outCount
+                        if let bias {
+                            let b = bias.floats[m]
+                            for i in 0..<outCount { dst[i] = src[i] + b }
+                        } else {
+                            dst.update(from: src, count: outCount)
+                        }
+                        applyActivation(activation, dst, count: outCount)
+                    }
+                }
+            }
+        }
+        let perProduct = ConvKernel.imagesPerProduct(batch: batch, g)
+        let chunks = (batch + perProduct - 1) / perProduct
+        /// Runs chunk `c` of the batch on scratch `col`.
+        func chunk(_ c: Int, _ col: UnsafeMutablePointer<Float>) {
+            let first = c * perProduct, count = min(perProduct, batch - first)
+            if perProduct == 1 { image(first, col) } else { images(first, count, col) }
+        }
+        let lanes = min(context.pool.threadCount, chunks)
         if lanes <= 1 {
             let col = context.workspace.assumingMemoryBound(to: Float.self)
-            for n in 0..<batch { image(n, col) }
+            for c in 0..<chunks { chunk(c, col) }
             return
         }
-        let perLane = (batch + lanes - 1) / lanes
+        let perLane = (chunks + lanes - 1) / lanes
         context.pool.parallelFor(lanes) { lane in
             let col = context.workspace(lane: lane).assumingMemoryBound(to: Float.self)
-            for n in lane * perLane..<min(batch, (lane + 1) * perLane) { image(n, col) }
+            for c in lane * perLane..<min(chunks, (lane + 1) * perLane) { chunk(c, col) }
         }
     }
 

@@ -180,6 +180,10 @@ final class PoolKernel: Kernel {
         }
         let planes = x.shape[0] * x.shape[1], inCount = g.inputCount, outCount = g.outputCount
         let indices = outputs.count > 1 ? outputs[1] : nil
+        if indices == nil, g.rank == 2, g.dilations == [1, 1] {
+            for plane in 0..<planes { pool2D(x.floats + plane * inCount, y.floats + plane * outCount, g) }
+            return
+        }
         table.offsets.withUnsafeBufferPointer { offsets in
             table.start.withUnsafeBufferPointer { start in
                 for plane in 0..<planes {
@@ -207,6 +211,46 @@ final class PoolKernel: Kernel {
                             yp[o] = sum / Float(count)
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// One plane of a two-axis, undilated window: the bounds of each window clipped to the input
+    /// directly, no tap table.
+    private func pool2D(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: SpatialWindow) {
+        let (ih, iw) = (g.input[0], g.input[1]), (oh, ow) = (g.output[0], g.output[1])
+        let (kh, kw) = (g.kernel[0], g.kernel[1]), (sh, sw) = (g.strides[0], g.strides[1])
+        let (ph, pw) = (g.padsBegin[0], g.padsBegin[1])
+        let (limitH, limitW) = (ih + g.padsEnd[0], iw + g.padsEnd[1])
+        for oy in 0..<oh {
+            let top = oy * sh - ph
+            let y0 = max(top, 0), y1 = min(top + kh, ih)
+            let rowsPadded = min(top + kh, limitH) - top
+            for ox in 0..<ow {
+                let left = ox * sw - pw
+                let x0 = max(left, 0), x1 = min(left + kw, iw)
+                switch mode {
+                case .max:
+                    var best = -Float.greatestFiniteMagnitude
+                    var seen = false
+                    for r in y0..<max(y0, y1) {
+                        let row = x + r * iw
+                        for c in x0..<max(x0, x1) {
+                            let v = row[c]
+                            if !seen || v > best { best = v; seen = true }
+                        }
+                    }
+                    y[oy * ow + ox] = best
+                case .average:
+                    var sum: Float = 0
+                    for r in y0..<max(y0, y1) {
+                        let row = x + r * iw
+                        for c in x0..<max(x0, x1) { sum += row[c] }
+                    }
+                    let count = countIncludePad ? rowsPadded * (min(left + kw, limitW) - left)
+                                                : max(0, y1 - y0) * max(0, x1 - x0)
+                    y[oy * ow + ox] = sum / Float(count)
                 }
             }
         }
