@@ -19,6 +19,18 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
         return
     }
+    if m == 1 {
+        // A single row: a matrix-vector product, which the BLAS runs with far less set-up. With beta 0
+        // the row is cleared first, so stale arena bytes (even NaN) cannot leak through `0 · c`.
+        let incA = blasint(transA ? lda : 1)
+        if beta == 0 { c.update(repeating: 0, count: n) }
+        if transB {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(n), blasint(k), alpha, b, blasint(ldb), a, incA, beta, c, 1)
+        } else {
+            cblas_sgemv(CblasRowMajor, CblasTrans, blasint(k), blasint(n), alpha, b, blasint(ldb), a, incA, beta, c, 1)
+        }
+        return
+    }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
 }
