@@ -232,13 +232,54 @@ lathe_status lathe_session_copy_output(lathe_session *session, const char *name,
                                        void *buffer, size_t byte_size);
 
 /**
- * Exports output `name` of the last run as a DLPack tensor without copying.
+ * Exports output `name` of the last run as a DLPack tensor holding a copy of it (the session's
+ * own buffers live in its arena and are rewritten by every run).
  * The caller owns `*out_tensor` and must call its deleter exactly once; the data stays valid
- * until then, independent of later runs or of freeing the session (the next run writes into a
- * fresh buffer).
+ * until then, independent of later runs or of freeing the session.
  */
 lathe_status lathe_session_get_output_dlpack(lathe_session *session, const char *name,
                                              DLManagedTensor **out_tensor);
+
+
+/* ---------------------------------------------------------------------------------------------
+ * Session options and memory
+ * ------------------------------------------------------------------------------------------- */
+
+/** How a session plans and runs; create, set, pass to lathe_session_create_with_options, free. */
+typedef struct lathe_session_options lathe_session_options;
+
+/**
+ * Creates session options with the defaults: 1 thread, every graph optimisation on.
+ * @param out_options receives new options; free them with lathe_session_options_free.
+ */
+lathe_status lathe_session_options_create(lathe_session_options **out_options);
+
+/** Frees session options. NULL is a no-op. Sessions created from them are unaffected. */
+void lathe_session_options_free(lathe_session_options *options);
+
+/**
+ * Sets the number of threads a run may use, counting the caller (1 to 256; default 1).
+ * 1 runs everything on the calling thread, bit-for-bit deterministic; more split each batch
+ * between a persistent pool of sleeping (not spinning) worker threads.
+ */
+lathe_status lathe_session_options_set_threads(lathe_session_options *options, int32_t threads);
+
+/**
+ * Sets whether plan-time graph optimisations (Identity/Dropout removal, BatchNormalization and
+ * bias folding, activation fusion) are applied (default 1). Constant folding always is.
+ */
+lathe_status lathe_session_options_set_optimize(lathe_session_options *options, int32_t optimize);
+
+/** Creates a session with options (NULL options: the defaults). Otherwise as lathe_session_create. */
+lathe_status lathe_session_create_with_options(const lathe_model *model, const lathe_session_options *options,
+                                               lathe_session **out_session);
+
+/**
+ * The size of the session's arena: the one 64-byte-aligned block holding every intermediate
+ * value and kernel scratch of the current plan (0 before the first run or reshape). A run
+ * allocates nothing once planned.
+ */
+lathe_status lathe_session_arena_bytes(const lathe_session *session, size_t *out_bytes);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh || exit 1
 
 swift build --product lathe || exit 1
+# The allocation-count test (test_alloc_free.py) measures the optimized library.
+swift build -c release --product lathe || exit 1
 swift test 2>&1 | tee /tmp/lathe-swift-test.log | grep -vE '^(◇|↳|Test Case .* started|Test Suite .* started)'
 swift_status=${PIPESTATUS[0]}
 

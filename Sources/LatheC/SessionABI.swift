@@ -23,22 +23,12 @@ public func lathe_session_set_input(_ session: OpaquePointer!, _ name: UnsafePoi
                                     _ data: UnsafeRawPointer!, _ byte_size: Int) -> lathe_status {
     wrap {
         let handle = try SessionHandle.from(session)
-        let name = try string(name, "name")
+        let index = try handle.session.inputIndex(try string(name, "name"))
         guard let type = DType(rawValue: dtype) else { throw LatheError.dtype("unknown dtype code \(dtype)") }
         guard rank >= 0 && rank <= 32 else { throw LatheError.invalid("rank \(rank) out of range (0...32)") }
         if rank > 0 { _ = try required(shape, "shape") }
-        let dims = (0..<rank).map { Int(shape[$0]) }
-        guard dims.allSatisfy({ $0 >= 0 }) else { throw LatheError.shape("negative dimension in shape \(dims)") }
-        let tensorType = TensorType(type, dims)
-        try handle.session.checkInput(name, tensorType)
-        let expected = tensorType.count * type.size
-        guard byte_size == expected else {
-            throw LatheError.shape("input '\(name)' of \(type)\(dims) needs \(expected) bytes, got byte_size \(byte_size)")
-        }
-        if expected > 0 { _ = try required(data, "data") }
-        let tensor = try Tensor(type, shape: dims)
-        if expected > 0 { tensor.bytes.copyMemory(from: data, byteCount: expected) }
-        try handle.session.setInput(name, tensor)
+        try handle.session.setInput(at: index, dtype: type, shape: UnsafeBufferPointer(start: shape, count: rank),
+                                    copying: data, byteCount: byte_size)
     }
 }
 
@@ -102,4 +92,58 @@ public func lathe_session_get_output_dlpack(_ session: OpaquePointer!, _ name: U
         let tensor = try handle.session.output(name)
         out.pointee = DLPackBridge.export(tensor)
     }
+}
+
+/// What `lathe_session_options*` points at.
+final class SessionOptionsHandle {
+    var options = SessionOptions()
+
+    static func from(_ pointer: OpaquePointer?) throws -> SessionOptionsHandle {
+        Unmanaged<SessionOptionsHandle>.fromOpaque(UnsafeRawPointer(try required(pointer, "options"))).takeUnretainedValue()
+    }
+}
+
+@c @implementation
+public func lathe_session_options_create(_ out_options: UnsafeMutablePointer<OpaquePointer?>!) -> lathe_status {
+    wrap {
+        let out = try required(out_options, "out_options")
+        out.pointee = OpaquePointer(Unmanaged.passRetained(SessionOptionsHandle()).toOpaque())
+    }
+}
+
+@c @implementation
+public func lathe_session_options_free(_ options: OpaquePointer!) {
+    guard let options else { return }
+    Unmanaged<SessionOptionsHandle>.fromOpaque(UnsafeRawPointer(options)).release()
+}
+
+@c @implementation
+public func lathe_session_options_set_threads(_ options: OpaquePointer!, _ threads: Int32) -> lathe_status {
+    wrap {
+        let handle = try SessionOptionsHandle.from(options)
+        guard (1...256).contains(threads) else { throw LatheError.invalid("threads must be 1...256, got \(threads)") }
+        handle.options.threads = Int(threads)
+    }
+}
+
+@c @implementation
+public func lathe_session_options_set_optimize(_ options: OpaquePointer!, _ optimize: Int32) -> lathe_status {
+    wrap { try SessionOptionsHandle.from(options).options.passes = optimize != 0 ? PlanPass.standard : [] }
+}
+
+@c @implementation
+public func lathe_session_create_with_options(_ model: OpaquePointer!, _ options: OpaquePointer!,
+                                              _ out_session: UnsafeMutablePointer<OpaquePointer?>!) -> lathe_status {
+    wrap {
+        let handle = try ModelHandle.from(model)
+        let out = try required(out_session, "out_session")
+        let settings = try options.map { try SessionOptionsHandle.from($0).options } ?? SessionOptions()
+        let session = SessionHandle(Session(model: handle.model, options: settings))
+        out.pointee = OpaquePointer(Unmanaged.passRetained(session).toOpaque())
+    }
+}
+
+@c @implementation
+public func lathe_session_arena_bytes(_ session: OpaquePointer!, _ out_bytes: UnsafeMutablePointer<Int>!) -> lathe_status {
+    wrap { try required(out_bytes, "out_bytes").pointee = try SessionHandle.from(session).session.arenaBytes }
 }

@@ -4,9 +4,9 @@ public final class Model: Sendable {
     /// A node bound to its kernel, with inputs and outputs as value ids (nil for omitted slots).
     struct Step: Sendable {
         let node: Node
-        let kernel: any Kernel
-        let inputs: [Int?]
-        let outputs: [Int?]
+        var kernel: any Kernel
+        var inputs: [Int?]
+        var outputs: [Int?]
     }
 
     /// The graph this model was built from.

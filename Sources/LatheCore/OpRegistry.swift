@@ -59,11 +59,96 @@ public protocol Kernel: AnyObject, Sendable {
     /// A graph input wired straight into one of them is specialised at plan time like a small integer
     /// input: `infer` sees its value among `constants`, and the plan is rebuilt when the value changes.
     var valueDependentInputs: Set<Int> { get }
+
+    /// A kernel for exactly these input types, with shape-derived work (geometry, index tables) done
+    /// once at plan time; the planner runs it instead of `self`. Default: `self`.
+    func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel
+
+    /// Bytes of scratch `compute(_:_:context:)` needs per thread for these input types; the session
+    /// carves them from its arena (64-byte aligned) so a run allocates nothing. Default: 0.
+    func workspaceSize(for inputs: [TensorType?]) -> Int
+
+    /// `compute` inside a session run: scratch carved from the arena and the session's thread pool.
+    /// Default: calls `compute(_:_:)`.
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], context: RunContext) throws
+
+    /// How output 0 relates to the inputs' memory, so the planner may skip a copy or share a buffer.
+    /// Default: `.none`.
+    var outputMemory: OutputMemory { get }
+
+    /// Applies `activation` to every output element inside the kernel's own output loop, or returns nil
+    /// when the kernel cannot absorb it. Default: nil.
+    func fused(with activation: FusedActivation) -> (any Kernel)?
+
+    /// When this kernel is an elementwise activation (given its plan-time constants), which one.
+    /// Default: nil.
+    func activation(constants: [Tensor?]) -> FusedActivation?
+
+    /// When this kernel computes `y = x · scale[c] + shift[c]` along one axis of a single varying
+    /// input `x` (BatchNormalization, Add of a constant bias), that map. Default: nil.
+    func channelAffine(_ inputs: [TensorType?], constants: [Tensor?]) -> ChannelAffine?
+
+    /// A kernel computing `affine(self(inputs))`, with the input slots whose plan-time values change
+    /// (new weights or bias; a slot beyond the current input count is appended), or nil when this
+    /// kernel cannot absorb it. Default: nil.
+    func absorbing(_ affine: ChannelAffine, _ inputs: [TensorType?], constants: [Tensor?]) throws
+        -> (kernel: any Kernel, constants: [Int: Tensor])?
+}
+
+/// `y = x · scale[c] + shift[c]` along `axis` of `x` (a non-negative axis of the output).
+public struct ChannelAffine: Sendable {
+    /// Which input of the consuming kernel is `x`.
+    public let input: Int
+    /// The axis `c` runs along.
+    public let axis: Int
+    /// Per-channel factor; nil means 1.
+    public let scale: [Float]?
+    /// Per-channel offset.
+    public let shift: [Float]
+
+    public init(input: Int, axis: Int, scale: [Float]?, shift: [Float]) {
+        self.input = input
+        self.axis = axis
+        self.scale = scale
+        self.shift = shift
+    }
+}
+
+/// How a kernel's output 0 may share memory with its input 0.
+public enum OutputMemory: Sendable, Equatable {
+    /// Output 0 needs its own buffer.
+    case none
+    /// Output 0 has input 0's bytes unchanged (a reshape, Identity, inference Dropout): it may be a view.
+    case viewOfInput
+    /// Output 0 may be written over input 0 when it has the same size and nothing reads input 0 later
+    /// (each element is read before the same element is written).
+    case inPlace
+}
+
+/// An elementwise activation a producing kernel can apply in its output loop.
+public enum FusedActivation: Sendable, Equatable {
+    case relu
+    case leakyRelu(alpha: Float)
+    case clip(min: Float, max: Float)
+    case sigmoid
+    case tanh
 }
 
 extension Kernel {
     public func fold(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [Tensor]? { nil }
     public var valueDependentInputs: Set<Int> { [] }
+
+    public func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel { self }
+    public func workspaceSize(for inputs: [TensorType?]) -> Int { 0 }
+    public func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], context: RunContext) throws {
+        try compute(inputs, outputs)
+    }
+    public var outputMemory: OutputMemory { .none }
+    public func fused(with activation: FusedActivation) -> (any Kernel)? { nil }
+    public func activation(constants: [Tensor?]) -> FusedActivation? { nil }
+    public func channelAffine(_ inputs: [TensorType?], constants: [Tensor?]) -> ChannelAffine? { nil }
+    public func absorbing(_ affine: ChannelAffine, _ inputs: [TensorType?], constants: [Tensor?]) throws
+        -> (kernel: any Kernel, constants: [Int: Tensor])? { nil }
 }
 
 /// One entry of the op table: who implements `(domain, opType)` for which opset versions.

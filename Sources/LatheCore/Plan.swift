@@ -1,19 +1,21 @@
 /// A model specialised to concrete input types: every value's type is known, constant sub-graphs
-/// (weights, shape arithmetic) are evaluated once, and the remaining steps are what `run` executes.
+/// (weights, shape arithmetic) are evaluated once, the optimisation passes have rewritten the rest,
+/// and the remaining steps (kernels specialised to their shapes) are what `run` executes.
 struct Plan {
     /// Input types this plan was built for, in `Model.inputIDs` order.
     let inputTypes: [TensorType]
     /// Values of the inputs this plan was specialised to (small integer inputs, see `Plan.isShapeLike`, and
     /// inputs wired into a kernel's `valueDependentInputs`), by input index.
     let inputValues: [Int: Tensor]
-    /// Type of every value id (nil for values never computed).
-    let types: [TensorType?]
-    /// Values known at plan time (initializers and folded results).
-    let constants: [Int: Tensor]
+    /// Type of every value id (nil for values never computed). Passes may add ids past the model's.
+    var types: [TensorType?]
+    /// Values known at plan time (initializers, folded results, rewritten weights).
+    var constants: [Int: Tensor]
     /// Steps that must run each time (some inputs not constant).
-    let steps: [Model.Step]
+    var steps: [Model.Step]
+    /// Scratch bytes each step's kernel asked for.
+    var workspaceBytes: [Int]
 
-    /// Infers types through the graph and folds every step whose inputs are all constant.
     /// Whether an input of this type is treated as a plan-time value: a small int32/int64 tensor, such as a
     /// shape, axes or slice bounds fed at run time. Plans are then specialised to its values (re-planned when
     /// they change), so ops whose output shape depends on it (Reshape, Slice, Expand, ...) can be planned.
@@ -21,7 +23,10 @@ struct Plan {
         (type.dtype == .int64 || type.dtype == .int32) && type.shape.count <= 1 && type.count <= 64
     }
 
-    init(model: Model, inputTypes: [TensorType], inputValues: [Int: Tensor] = [:]) throws {
+    /// Infers types through the graph, folds every step whose inputs are all constant, applies
+    /// `passes` in order, then specialises each remaining kernel to its input types.
+    init(model: Model, inputTypes: [TensorType], inputValues: [Int: Tensor] = [:],
+         passes: [PlanPass] = PlanPass.standard) throws {
         var types = [TensorType?](repeating: nil, count: model.valueNames.count)
         var constants: [Int: Tensor] = [:]
         for (name, tensor) in model.graph.initializers {
@@ -76,6 +81,36 @@ struct Plan {
         self.types = types
         self.constants = constants
         self.steps = remaining
+        self.workspaceBytes = []
+
+        for pass in passes { try pass.apply(to: &self, outputs: model.outputIDs) }
+
+        for i in steps.indices {
+            let step = steps[i]
+            do {
+                steps[i].kernel = try step.kernel.specialized(for: argumentTypes(of: step), constants: argumentConstants(of: step))
+            } catch let error as LatheError {
+                throw LatheError(error.status, Plan.located(error.message, step))
+            }
+            let bytes = steps[i].kernel.workspaceSize(for: argumentTypes(of: step))
+            guard bytes < 1 << 40 else {
+                throw LatheError(.outOfMemory, Plan.located("needs \(bytes) bytes of scratch", step))
+            }
+            workspaceBytes.append(max(0, bytes))
+        }
+    }
+
+    /// The types of a step's inputs (nil for omitted slots).
+    func argumentTypes(of step: Model.Step) -> [TensorType?] { step.inputs.map { $0.flatMap { types[$0] } } }
+
+    /// The plan-time values of a step's inputs (nil when omitted or varying).
+    func argumentConstants(of step: Model.Step) -> [Tensor?] { step.inputs.map { $0.flatMap { constants[$0] } } }
+
+    /// Adds a plan-time value under a fresh id.
+    mutating func addConstant(_ tensor: Tensor) -> Int {
+        types.append(tensor.type)
+        constants[types.count - 1] = tensor
+        return types.count - 1
     }
 
     /// Prefixes a kernel's message with the node it came from, unless it already names it.

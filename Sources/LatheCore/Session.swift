@@ -1,26 +1,81 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLatheShims
 
-/// One inference context over a model: owns the buffers of every intermediate value, re-plans only
-/// when input shapes change. Use from one thread at a time; create one session per thread.
+/// Keeps OpenBLAS on the calling thread, once per process: sessions split work over their own pool,
+/// and OpenBLAS's spinning threads would add jitter and contend with it.
+private let blasSingleThreaded: Void = openblas_set_num_threads(1)
+
+/// How a session plans and runs.
+public struct SessionOptions: Sendable {
+    /// Threads a run may use (the caller counts as one). 1 runs everything on the caller's thread,
+    /// bit-for-bit deterministic and without hand-offs; more split batches between threads.
+    public var threads: Int
+    /// Graph rewrites applied at plan time (all by default; empty to run the graph as written).
+    public var passes: [PlanPass]
+
+    public init(threads: Int = 1, passes: [PlanPass] = PlanPass.standard) {
+        self.threads = threads
+        self.passes = passes
+    }
+}
+
+/// One inference context over a model. Planning (at the first run, or when input shapes change)
+/// lays every intermediate value and kernel scratch out in one arena; a run then allocates nothing.
+/// Use from one thread at a time; create one session per thread.
 public final class Session {
     /// The model this session runs.
     public let model: Model
+    /// How this session plans and runs.
+    public let options: SessionOptions
+    private let pool: ThreadPool
     private var inputs: [Tensor?]
+    /// Whether each input's buffer belongs to the session (filled by `setInput(_:copying:)`).
+    private var ownedInputs: [Bool]
     private var plan: Plan?
     /// Every value's tensor for the current plan (constants, inputs, intermediates, outputs).
     private var values: [Tensor?]
-    /// Outputs handed to a caller who may keep them: the next run writes those into fresh buffers.
-    private var handedOut = Set<Int>()
+    /// The executable steps of the current plan, each with its argument lists bound to arena tensors.
+    private var bound: [BoundStep] = []
+    /// Bindings re-made at every run because they view a graph input.
+    private var inputViews: [InputView] = []
+    /// The arena holding every intermediate value and workspace.
+    private var arena: Storage?
     private var hasRun = false
 
-    /// Creates a session; buffers are allocated at the first run.
-    public init(model: Model) {
+    /// A plan step ready to execute: kernel, argument tensors and scratch.
+    private struct BoundStep {
+        let step: Model.Step
+        var inputs: [Tensor?]
+        var outputs: [Tensor?]
+        let context: RunContext
+    }
+
+    /// Where a graph input (or a view of it) must be bound before a run.
+    private struct InputView {
+        /// Index of the graph input.
+        let input: Int
+        /// Shape of the view.
+        let shape: [Int]
+        /// The value id bound, and the step argument slots reading it.
+        let value: Int
+        let slots: [(step: Int, slot: Int)]
+    }
+
+    /// Creates a session; the arena is laid out at the first run (or `reshape`).
+    public init(model: Model, options: SessionOptions = SessionOptions()) {
+        blasSingleThreaded
         self.model = model
+        self.options = options
+        self.pool = options.threads > 1 ? ThreadPool(threads: options.threads) : .serial
         self.inputs = Array(repeating: nil, count: model.inputIDs.count)
+        self.ownedInputs = Array(repeating: false, count: model.inputIDs.count)
         self.values = Array(repeating: nil, count: model.valueNames.count)
     }
+
+    /// Bytes of the arena of the current plan (0 before the first run or `reshape`).
+    public var arenaBytes: Int { arena?.byteCount ?? 0 }
 
     /// Index of a declared input, or an error listing the valid names.
     public func inputIndex(_ name: String) throws -> Int {
@@ -36,7 +91,51 @@ public final class Session {
     public func setInput(_ name: String, _ tensor: Tensor) throws {
         let index = try checkInput(name, tensor.type)
         inputs[index] = tensor
-        values[model.inputIDs[index]] = nil   // drop the previous run's reference now
+        ownedInputs[index] = false
+        releaseViews(of: index)
+    }
+
+    /// Drops the previous run's references to input `index`, so a replaced caller buffer (DLPack) is
+    /// released now rather than at the next run.
+    private func releaseViews(of index: Int) {
+        for view in inputViews where view.input == index {
+            values[view.value] = nil
+            for (s, slot) in view.slots { bound[s].inputs[slot] = nil }
+        }
+    }
+
+    /// Sets input `index` by copying `byteCount` bytes from `data` into a session-owned buffer, reused
+    /// from the previous call when dtype and shape are unchanged (then nothing is allocated).
+    /// - Throws: `.dtypeMismatch` / `.shapeMismatch` when the type does not fit, `.shapeMismatch`
+    ///   when `byteCount` does not match it.
+    public func setInput(at index: Int, dtype: DType, shape: UnsafeBufferPointer<Int64>, copying data: UnsafeRawPointer?,
+                         byteCount: Int) throws {
+        guard index >= 0 && index < inputs.count else {
+            throw LatheError.invalid("input index \(index) out of range (model has \(inputs.count))")
+        }
+        var tensor: Tensor
+        if ownedInputs[index], let current = inputs[index], current.dtype == dtype, current.rank == shape.count,
+           zip(current.shape, shape).allSatisfy({ $0 == Int($1) }) {
+            tensor = current
+        } else {
+            let dims = shape.map { Int($0) }
+            guard dims.allSatisfy({ $0 >= 0 }) else { throw LatheError.shape("negative dimension in shape \(dims)") }
+            try checkInput(model.graph.inputs[index].name, TensorType(dtype, dims))
+            let expected = TensorType(dtype, dims).count * dtype.size
+            guard byteCount == expected else {
+                throw LatheError.shape("input '\(model.graph.inputs[index].name)' of \(dtype)\(dims) needs \(expected) bytes, got byte_size \(byteCount)")
+            }
+            tensor = try Tensor(dtype, shape: dims)
+        }
+        guard byteCount == tensor.byteCount else {
+            throw LatheError.shape("input '\(model.graph.inputs[index].name)' of \(tensor.type) needs \(tensor.byteCount) bytes, got byte_size \(byteCount)")
+        }
+        if byteCount > 0 {
+            guard let data else { throw LatheError.invalid("data is NULL") }
+            tensor.bytes.copyMemory(from: data, byteCount: byteCount)
+        }
+        inputs[index] = tensor
+        ownedInputs[index] = true
     }
 
     /// Checks that a tensor of `type` may be fed as input `name`, without setting anything.
@@ -56,29 +155,41 @@ public final class Session {
         return index
     }
 
-    /// Runs the model on the inputs set so far.
+    /// Whether the inputs set now have exactly the types the current plan was built for.
+    private var planFitsInputs: Bool {
+        guard let plan else { return false }
+        for i in inputs.indices {
+            let t = inputs[i]!, planned = plan.inputTypes[i]
+            if t.dtype != planned.dtype || t.shape != planned.shape { return false }
+        }
+        return true
+    }
+
+    /// Runs the model on the inputs set so far. Allocates nothing unless input shapes changed.
     /// - Throws: `.invalidState` when an input is missing; kernel errors naming the node.
     public func run() throws {
-        for (i, input) in inputs.enumerated() where input == nil {
+        for i in inputs.indices where inputs[i] == nil {
             throw LatheError(.invalidState, "input '\(model.graph.inputs[i].name)' is not set")
         }
-        let inputTypes = inputs.map { $0!.type }
-        if plan == nil || plan!.inputTypes != inputTypes || !shapeLikeInputsMatchPlan() {
-            try replan(inputTypes)
+        if !planFitsInputs || !shapeLikeInputsMatchPlan() {
+            var types: [TensorType] = []
+            for input in inputs { types.append(input!.type) }
+            try replan(types)
         }
-        let plan = plan!
-        for (id, input) in zip(model.inputIDs, inputs) { values[id] = input }
-        for id in handedOut where plan.constants[id] == nil && !model.inputIDs.contains(id) {
-            if let t = plan.types[id] { values[id] = try Tensor(t.dtype, shape: t.shape) }
+        hasRun = false
+        for v in inputViews.indices {
+            let view = inputViews[v]
+            let input = inputs[view.input]!
+            let tensor = try Tensor(input.dtype, shape: view.shape, storage: input.storage)
+            values[view.value] = tensor
+            for (s, slot) in view.slots { bound[s].inputs[slot] = tensor }
         }
-        handedOut.removeAll(keepingCapacity: true)
-        for step in plan.steps {
+        for s in bound.indices {
+            let b = bound[s]
             do {
-                try step.kernel.compute(step.inputs.map { $0.flatMap { values[$0] } },
-                                        step.outputs.map { $0.flatMap { values[$0] } })
+                try b.step.kernel.compute(b.inputs, b.outputs, context: b.context)
             } catch let error as LatheError {
-                hasRun = false
-                throw LatheError(error.status, Plan.located(error.message, step))
+                throw LatheError(error.status, Plan.located(error.message, b.step))
             }
         }
         hasRun = true
@@ -97,21 +208,56 @@ public final class Session {
     private func replan(_ inputTypes: [TensorType]) throws {
         plan = nil
         hasRun = false
+        bound = []
+        inputViews = []
+        arena = nil
         var inputValues: [Int: Tensor] = [:]
         for (index, type) in inputTypes.enumerated()
             where Plan.isShapeLike(type) || model.valueDependentInputIndices.contains(index) {
             inputValues[index] = try inputs[index]?.copy()
         }
-        let newPlan = try Plan(model: model, inputTypes: inputTypes, inputValues: inputValues)
-        var newValues = [Tensor?](repeating: nil, count: model.valueNames.count)
+        let newPlan = try Plan(model: model, inputTypes: inputTypes, inputValues: inputValues, passes: options.passes)
+        let layout = MemoryPlan(plan: newPlan, inputs: model.inputIDs, outputs: model.outputIDs, lanes: pool.threadCount)
+        let storage = try Storage(byteCount: layout.arenaBytes)
+
+        var newValues = [Tensor?](repeating: nil, count: newPlan.types.count)
         for (id, t) in newPlan.constants { newValues[id] = t }
-        for step in newPlan.steps {
-            for id in step.outputs.compactMap({ $0 }) where newValues[id] == nil {
-                let t = newPlan.types[id]!
-                newValues[id] = try Tensor(t.dtype, shape: t.shape)
+        for (id, placement) in layout.placements.enumerated() {
+            guard case .arena(let offset) = placement, let t = newPlan.types[id] else { continue }
+            let slice = Storage(slicing: storage, offset: offset, byteCount: t.count * t.dtype.size)
+            newValues[id] = try Tensor(t.dtype, shape: t.shape, storage: slice)
+        }
+        let graphInput = Dictionary(uniqueKeysWithValues: model.inputIDs.enumerated().map { ($1, $0) })
+        var viewsOfInputs: [Int: (input: Int, slots: [(step: Int, slot: Int)])] = [:]
+        for id in newPlan.types.indices {
+            let target: Int
+            switch layout.placements[id] {
+            case .view(let root): target = root
+            default: if graphInput[id] != nil { target = id } else { continue }
+            }
+            guard let t = newPlan.types[id] else { continue }
+            if let input = graphInput[target] {
+                viewsOfInputs[id] = (input, [])
+            } else if let root = newValues[target] {
+                newValues[id] = try Tensor(t.dtype, shape: t.shape, storage: root.storage)
             }
         }
+        var steps: [BoundStep] = []
+        for (s, step) in newPlan.steps.enumerated() where !layout.skipped[s] {
+            for (slot, id) in step.inputs.enumerated() where id != nil && viewsOfInputs[id!] != nil {
+                viewsOfInputs[id!]!.slots.append((steps.count, slot))
+            }
+            let context = RunContext(workspace: storage.pointer + layout.workspaceOffsets[s],
+                                     workspaceStride: layout.workspaceStrides[s], pool: pool)
+            steps.append(BoundStep(step: step, inputs: step.inputs.map { $0.flatMap { newValues[$0] } },
+                                   outputs: step.outputs.map { $0.flatMap { newValues[$0] } }, context: context))
+        }
+        inputViews = viewsOfInputs.sorted { $0.key < $1.key }.map { id, v in
+            InputView(input: v.input, shape: newPlan.types[id]!.shape, value: id, slots: v.slots)
+        }
         values = newValues
+        bound = steps
+        arena = storage
         plan = newPlan
     }
 
@@ -151,12 +297,9 @@ public final class Session {
         return t
     }
 
-    /// The output of the last run, the caller's to keep: the next run writes into a fresh buffer.
+    /// The output of the last run, the caller's to keep: a copy, untouched by later runs.
     public func output(_ name: String) throws -> Tensor {
-        let index = try outputIndex(name)
-        let t = try borrowOutput(at: index)
-        handedOut.insert(model.outputIDs[index])
-        return t
+        try borrowOutput(at: try outputIndex(name)).copy()
     }
 
     /// Sets the inputs, runs, and returns every output by name.

@@ -8,6 +8,8 @@ public final class Storage: @unchecked Sendable {
     /// Size in bytes.
     public let byteCount: Int
     private let release: (@Sendable () -> Void)?
+    /// The storage this one is a slice of, kept alive as long as the slice.
+    private let parent: Storage?
 
     /// Allocates `byteCount` zeroed bytes, 64-byte aligned.
     public init(byteCount: Int) throws {
@@ -18,6 +20,16 @@ public final class Storage: @unchecked Sendable {
         self.pointer = p
         self.byteCount = byteCount
         self.release = nil
+        self.parent = nil
+    }
+
+    /// A slice of `parent`'s memory (no copy): `byteCount` bytes from `offset`.
+    public init(slicing parent: Storage, offset: Int, byteCount: Int) {
+        precondition(offset >= 0 && byteCount >= 0 && offset + byteCount <= max(parent.byteCount, 1))
+        self.pointer = parent.pointer + offset
+        self.byteCount = byteCount
+        self.release = {}
+        self.parent = parent
     }
 
     /// Wraps memory owned elsewhere; `release` runs once when this storage is freed.
@@ -25,6 +37,7 @@ public final class Storage: @unchecked Sendable {
         self.pointer = pointer
         self.byteCount = byteCount
         self.release = release ?? {}
+        self.parent = nil
     }
 
     deinit {

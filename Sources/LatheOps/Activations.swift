@@ -6,13 +6,10 @@ import LatheCore
 /// Elementwise float32 activations: Relu, LeakyRelu, Sigmoid, Tanh, Clip.
 enum ActivationOps {
     static func register(into registry: OpRegistry) throws {
-        try registry.add("Relu") { _ in UnaryKernel { max($0, 0) } }
-        try registry.add("LeakyRelu") { c in
-            let alpha = try c.attributes.float("alpha", 0.01)
-            return UnaryKernel { $0 >= 0 ? $0 : alpha * $0 }
-        }
-        try registry.add("Sigmoid") { _ in UnaryKernel(sigmoid) }
-        try registry.add("Tanh") { _ in UnaryKernel(tanhf) }
+        try registry.add("Relu") { _ in UnaryKernel(.relu) }
+        try registry.add("LeakyRelu") { c in UnaryKernel(.leakyRelu(alpha: try c.attributes.float("alpha", 0.01))) }
+        try registry.add("Sigmoid") { _ in UnaryKernel(.sigmoid) }
+        try registry.add("Tanh") { _ in UnaryKernel(.tanh) }
         try registry.add("Clip") { try ClipKernel($0) }
     }
 }
@@ -22,11 +19,33 @@ enum ActivationOps {
     x >= 0 ? 1 / (1 + expf(-x)) : { let e = expf(x); return e / (1 + e) }()
 }
 
+extension FusedActivation {
+    /// `y[i] = f(x[i])` for `count` elements (`x` may equal `y`).
+    func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        switch self {
+        case .relu: for i in 0..<count { y[i] = max(x[i], 0) }
+        case .leakyRelu(let alpha): for i in 0..<count { let v = x[i]; y[i] = v >= 0 ? v : alpha * v }
+        case .clip(let lo, let hi): for i in 0..<count { y[i] = min(max(x[i], lo), hi) }
+        case .sigmoid: for i in 0..<count { y[i] = LatheOps.sigmoid(x[i]) }
+        case .tanh: for i in 0..<count { y[i] = tanhf(x[i]) }
+        }
+    }
+
+    /// Applies the activation in place over `count` elements.
+    @inline(__always) func apply(_ p: UnsafeMutablePointer<Float>, count: Int) { apply(p, p, count: count) }
+}
+
+/// Applies `activation` (when set) in place over `count` elements.
+@inline(__always) func applyActivation(_ activation: FusedActivation?, _ p: UnsafeMutablePointer<Float>, count: Int) {
+    activation?.apply(p, count: count)
+}
+
 /// A float32 map `y = f(x)` over one input.
 final class UnaryKernel: Kernel {
-    let f: @Sendable (Float) -> Float
+    /// The map.
+    let function: FusedActivation
 
-    init(_ f: @escaping @Sendable (Float) -> Float) { self.f = f }
+    init(_ function: FusedActivation) { self.function = function }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
         guard inputs.count == 1 else { throw LatheError.invalid("takes 1 input, got \(inputs.count)") }
@@ -34,17 +53,23 @@ final class UnaryKernel: Kernel {
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
-        let x = inputs[0]!.floats, y = outputs[0]!.floats
-        for i in 0..<inputs[0]!.count { y[i] = f(x[i]) }
+        function.apply(inputs[0]!.floats, outputs[0]!.floats, count: inputs[0]!.count)
     }
+
+    var outputMemory: OutputMemory { .inPlace }
+    func activation(constants: [Tensor?]) -> FusedActivation? { function }
 }
 
 /// Clip: bounds from attributes (opset < 11) or from optional scalar inputs (opset >= 11).
 final class ClipKernel: Kernel {
+    /// Bounds from the attributes (opset < 11).
     let attributeBounds: (Float, Float)?
+    /// Which input slots are wired.
+    let wired: [Bool]
 
     init(_ c: NodeContext) throws {
         try c.expectInputs(1...3)
+        wired = c.inputPresent
         if c.opset < 11 {
             attributeBounds = (try c.attributes.float("min", -Float.greatestFiniteMagnitude),
                                try c.attributes.float("max", Float.greatestFiniteMagnitude))
@@ -64,11 +89,27 @@ final class ClipKernel: Kernel {
         return [x]
     }
 
-    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
+    /// The bounds, from the attributes or the `min`/`max` tensors (each optional).
+    func bounds(_ minimum: Tensor?, _ maximum: Tensor?) -> (Float, Float) {
         var (lo, hi) = attributeBounds ?? (-Float.infinity, Float.infinity)
-        if inputs.count > 1, let t = inputs[1] { lo = t.floats[0] }
-        if inputs.count > 2, let t = inputs[2] { hi = t.floats[0] }
-        let x = inputs[0]!.floats, y = outputs[0]!.floats
-        for i in 0..<inputs[0]!.count { y[i] = min(max(x[i], lo), hi) }
+        if let minimum { lo = minimum.floats[0] }
+        if let maximum { hi = maximum.floats[0] }
+        return (lo, hi)
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
+        let (lo, hi) = bounds(inputs.count > 1 ? inputs[1] : nil, inputs.count > 2 ? inputs[2] : nil)
+        FusedActivation.clip(min: lo, max: hi).apply(inputs[0]!.floats, outputs[0]!.floats, count: inputs[0]!.count)
+    }
+
+    var outputMemory: OutputMemory { .inPlace }
+
+    /// A Clip whose wired bounds are all plan-time constants is a fusable activation.
+    func activation(constants: [Tensor?]) -> FusedActivation? {
+        for slot in 1..<min(3, wired.count) where wired[slot] && (slot >= constants.count || constants[slot] == nil) {
+            return nil
+        }
+        let (lo, hi) = bounds(constants.count > 1 ? constants[1] : nil, constants.count > 2 ? constants[2] : nil)
+        return .clip(min: lo, max: hi)
     }
 }

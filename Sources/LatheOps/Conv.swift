@@ -178,46 +178,89 @@ struct SpatialWindow: Sendable, Equatable {
 
 /// Unfolds `channels` planes of `x` into the row-major matrix `col[channels·K × outputCount]`
 /// (K = kernel taps): row `c·K + k` holds tap `k` of channel `c` for every output position, 0 in padding.
-func im2col(_ x: UnsafePointer<Float>, channels: Int, _ g: SpatialWindow, _ col: UnsafeMutablePointer<Float>) {
+/// Rows start `rowStride` floats apart (default `outputCount`), so several images can sit side by side.
+func im2col(_ x: UnsafePointer<Float>, channels: Int, _ g: SpatialWindow, _ col: UnsafeMutablePointer<Float>,
+            rowStride: Int? = nil) {
+    if g.outputCount == 0 { return }
+    let gap = (rowStride ?? g.outputCount) - g.outputCount
+    if g.rank == 2 { im2col2D(x, channels: channels, g, col, gap: gap); return }
     let r = g.rank, last = g.rank - 1
     let outLast = g.output[last], inLast = g.input[last], strideLast = g.strides[last]
-    if g.outputCount == 0 { return }
     let outerCount = g.outputCount / outLast
-    let inStrides = ShapeMath.strides(g.input)
-    var tap = [Int](repeating: 0, count: r)
-    var position = [Int](repeating: 0, count: r)
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * r) { scratch in
+        let inStrides = scratch.baseAddress!, tap = inStrides + r, position = tap + r
+        var step = 1
+        for a in stride(from: last, through: 0, by: -1) { inStrides[a] = step; step *= g.input[a] }
+        var dst = col
+        for ch in 0..<channels {
+            let plane = x + ch * g.inputCount
+            for k in 0..<g.kernelCount {
+                var rest = k
+                for a in stride(from: last, through: 0, by: -1) { tap[a] = rest % g.kernel[a]; rest /= g.kernel[a] }
+                // Innermost axis: output indices lo..<hi read inside the input, the others are padding.
+                let offset = tap[last] * g.dilations[last] - g.padsBegin[last]
+                let lo = offset >= 0 ? 0 : (strideLast - 1 - offset) / strideLast
+                let hi = inLast - 1 - offset < 0 ? 0 : min(outLast, (inLast - 1 - offset) / strideLast + 1)
+                for a in 0..<r { position[a] = 0 }
+                for _ in 0..<outerCount {
+                    var base = offset, inside = lo < hi
+                    for a in 0..<last where inside {
+                        let p = position[a] * g.strides[a] + tap[a] * g.dilations[a] - g.padsBegin[a]
+                        if p < 0 || p >= g.input[a] { inside = false } else { base += p * inStrides[a] }
+                    }
+                    if inside {
+                        for o in 0..<lo { dst[o] = 0 }
+                        for o in lo..<hi { dst[o] = plane[base + o * strideLast] }
+                        for o in hi..<outLast { dst[o] = 0 }
+                    } else {
+                        dst.update(repeating: 0, count: outLast)
+                    }
+                    dst += outLast
+                    var a = last - 1
+                    while a >= 0 {
+                        position[a] += 1
+                        if position[a] < g.output[a] { break }
+                        position[a] = 0
+                        a -= 1
+                    }
+                }
+                dst += gap
+            }
+        }
+    }
+}
+
+/// `im2col` for two spatial axes, without index bookkeeping.
+private func im2col2D(_ x: UnsafePointer<Float>, channels: Int, _ g: SpatialWindow, _ col: UnsafeMutablePointer<Float>,
+                      gap: Int) {
+    let (ih, iw) = (g.input[0], g.input[1]), (oh, ow) = (g.output[0], g.output[1])
+    let (kh, kw) = (g.kernel[0], g.kernel[1]), (sh, sw) = (g.strides[0], g.strides[1])
+    let (dh, dw) = (g.dilations[0], g.dilations[1]), (ph, pw) = (g.padsBegin[0], g.padsBegin[1])
     var dst = col
     for ch in 0..<channels {
-        let plane = x + ch * g.inputCount
-        for k in 0..<g.kernelCount {
-            var rest = k
-            for a in stride(from: last, through: 0, by: -1) { tap[a] = rest % g.kernel[a]; rest /= g.kernel[a] }
-            // Innermost axis: output indices lo..<hi read inside the input, the others are padding.
-            let offset = tap[last] * g.dilations[last] - g.padsBegin[last]
-            let lo = offset >= 0 ? 0 : (strideLast - 1 - offset) / strideLast
-            let hi = inLast - 1 - offset < 0 ? 0 : min(outLast, (inLast - 1 - offset) / strideLast + 1)
-            for a in 0..<r { position[a] = 0 }
-            for _ in 0..<outerCount {
-                var base = offset, inside = lo < hi
-                for a in 0..<last where inside {
-                    let p = position[a] * g.strides[a] + tap[a] * g.dilations[a] - g.padsBegin[a]
-                    if p < 0 || p >= g.input[a] { inside = false } else { base += p * inStrides[a] }
+        let plane = x + ch * ih * iw
+        for ky in 0..<kh {
+            for kx in 0..<kw {
+                let offset = kx * dw - pw
+                let lo = offset >= 0 ? 0 : (sw - 1 - offset) / sw
+                let hi = iw - 1 - offset < 0 ? 0 : min(ow, (iw - 1 - offset) / sw + 1)
+                for oy in 0..<oh {
+                    let y = oy * sh + ky * dh - ph
+                    if y < 0 || y >= ih || lo >= hi {
+                        dst.update(repeating: 0, count: ow)
+                    } else {
+                        let row = plane + y * iw + offset
+                        for o in 0..<lo { dst[o] = 0 }
+                        if sw == 1 {
+                            (dst + lo).update(from: row + lo, count: hi - lo)
+                        } else {
+                            for o in lo..<hi { dst[o] = row[o * sw] }
+                        }
+                        for o in hi..<ow { dst[o] = 0 }
+                    }
+                    dst += ow
                 }
-                if inside {
-                    for o in 0..<lo { dst[o] = 0 }
-                    for o in lo..<hi { dst[o] = plane[base + o * strideLast] }
-                    for o in hi..<outLast { dst[o] = 0 }
-                } else {
-                    dst.update(repeating: 0, count: outLast)
-                }
-                dst += outLast
-                var a = last - 1
-                while a >= 0 {
-                    position[a] += 1
-                    if position[a] < g.output[a] { break }
-                    position[a] = 0
-                    a -= 1
-                }
+                dst += gap
             }
         }
     }
@@ -229,6 +272,10 @@ final class ConvKernel: Kernel {
     let window: WindowAttributes
     /// Number of channel groups (`group`).
     let group: Int
+    /// Applied to every output element (after a fusion pass).
+    let activation: FusedActivation?
+    /// The window geometry of the plan's input shapes (set by `specialized`).
+    let resolved: SpatialWindow?
 
     init(_ c: NodeContext) throws {
         try c.expectInputs(2...3)
@@ -236,6 +283,15 @@ final class ConvKernel: Kernel {
         window = try WindowAttributes(c, requiresKernelShape: false)
         group = try c.attributes.int("group", 1)
         guard group >= 1 else { throw LatheError.invalid("\(c.label): group must be >= 1, got \(group)") }
+        activation = nil
+        resolved = nil
+    }
+
+    init(window: WindowAttributes, group: Int, activation: FusedActivation?, geometry: SpatialWindow?) {
+        self.window = window
+        self.group = group
+        self.activation = activation
+        self.resolved = geometry
     }
 
     /// Checks X, W and B against each other and the attributes, returning the window geometry.
@@ -272,36 +328,135 @@ final class ConvKernel: Kernel {
         return [TensorType(.float32, [x.shape[0], w.shape[0]] + g.output)]
     }
 
+    func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
+        guard let x = inputs[0], let w = inputs[1] else { return self }
+        let bias = inputs.count > 2 ? inputs[2]?.shape : nil
+        return ConvKernel(window: window, group: group, activation: activation,
+                          geometry: try geometry(x.shape, w.shape, bias: bias))
+    }
+
+    /// How many images one GEMM covers: enough that the product has about 2,048 columns, so small
+    /// feature maps still make a GEMM the BLAS runs efficiently.
+    static func imagesPerProduct(batch: Int, _ g: SpatialWindow) -> Int {
+        max(1, min(batch, 2048 / max(g.outputCount, 1)))
+    }
+
+    /// Floats of scratch one thread needs: the unfolded input of a chunk of images, plus the chunk's
+    /// product when it spans several images (it is scattered to NCHW afterwards).
+    func scratchCount(_ g: SpatialWindow, batch: Int, channels: Int, filters: Int) -> Int {
+        let images = ConvKernel.imagesPerProduct(batch: batch, g)
+        if images == 1 { return g.isPointwise ? 0 : channels / group * g.kernelCount * g.outputCount }
+        return (channels / group * g.kernelCount + filters / group) * images * g.outputCount
+    }
+
+    func workspaceSize(for inputs: [TensorType?]) -> Int {
+        guard let x = inputs[0], let w = inputs[1], x.shape.count >= 3,
+              let g = resolved ?? (try? geometry(x.shape, w.shape, bias: nil)) else { return 0 }
+        return scratchCount(g, batch: x.shape[0], channels: x.shape[1], filters: w.shape[0]) * MemoryLayout<Float>.size
+    }
+
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
+        let x = inputs[0]!, w = inputs[1]!
+        let g = try resolved ?? geometry(x.shape, w.shape, bias: inputs.count > 2 ? inputs[2]?.shape : nil)
+        let floats = scratchCount(g, batch: x.shape[0], channels: x.shape[1], filters: w.shape[0])
+        try RunContext.withScratch(floats * MemoryLayout<Float>.size) { try compute(inputs, outputs, context: $0) }
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], context: RunContext) throws {
         let x = inputs[0]!, w = inputs[1]!, y = outputs[0]!
         let bias = inputs.count > 2 ? inputs[2] : nil
-        let g = try geometry(x.shape, w.shape, bias: bias?.shape)
+        let g = try resolved ?? geometry(x.shape, w.shape, bias: bias?.shape)
         let batch = x.shape[0], channels = x.shape[1], filters = w.shape[0]
         let groupChannels = channels / group, groupFilters = filters / group
         let rows = groupChannels * g.kernelCount
         let inCount = g.inputCount, outCount = g.outputCount
         let pointwise = g.isPointwise
-        let col = UnsafeMutablePointer<Float>.allocate(capacity: pointwise ? 1 : max(1, rows * outCount))
-        defer { col.deallocate() }
-        for n in 0..<batch {
+        let group = self.group, activation = self.activation
+        /// Convolves image `n` with the unfold scratch `col`.
+        func image(_ n: Int, _ col: UnsafeMutablePointer<Float>) {
+            let yn = y.floats + n * filters * outCount
+            if let bias {
+                for m in 0..<filters { (yn + m * outCount).update(repeating: bias.floats[m], count: outCount) }
+            }
             for gi in 0..<group {
                 let xg = x.floats + (n * channels + gi * groupChannels) * inCount
-                let yg = y.floats + (n * filters + gi * groupFilters) * outCount
+                let yg = yn + gi * groupFilters * outCount
                 let wg = w.floats + gi * groupFilters * rows
                 if !pointwise { im2col(xg, channels: groupChannels, g, col) }
                 sgemm(transA: false, transB: false, m: groupFilters, n: outCount, k: rows, alpha: 1,
-                      a: wg, lda: rows, b: pointwise ? xg : col, ldb: outCount, beta: 0, c: yg, ldc: outCount)
+                      a: wg, lda: rows, b: pointwise ? xg : col, ldb: outCount, beta: bias == nil ? 0 : 1,
+                      c: yg, ldc: outCount)
             }
+            applyActivation(activation, yn, count: filters * outCount)
         }
-        if let bias {
-            let b = bias.floats
-            for n in 0..<batch {
-                for m in 0..<filters {
-                    let row = y.floats + (n * filters + m) * outCount
-                    let v = b[m]
-                    for i in 0..<outCount { row[i] += v }
+        /// Convolves images `first..<first + count` with one GEMM per group: their unfolded inputs side by
+        /// side in `col`, the product in `product`, then scattered to NCHW with bias and activation.
+        func images(_ first: Int, _ count: Int, _ col: UnsafeMutablePointer<Float>) {
+            let width = count * outCount
+            let product = col + rows * width
+            for gi in 0..<group {
+                for j in 0..<count {
+                    im2col(x.floats + ((first + j) * channels + gi * groupChannels) * inCount, channels: groupChannels, g,
+                           col + j * outCount, rowStride: width)
+                }
+                sgemm(transA: false, transB: false, m: groupFilters, n: width, k: rows, alpha: 1,
+                      a: w.floats + gi * groupFilters * rows, lda: rows, b: col, ldb: width, beta: 0,
+                      c: product, ldc: width)
+                for j in 0..<count {
+                    for f in 0..<groupFilters {
+                        let m = gi * groupFilters + f
+                        let dst = y.floats + ((first + j) * filters + m) * outCount
+                        let src = product + f * width + j * outCount
+                        if let bias {
+                            let b = bias.floats[m]
+                            for i in 0..<outCount { dst[i] = src[i] + b }
+                        } else {
+                            dst.update(from: src, count: outCount)
+                        }
+                        applyActivation(activation, dst, count: outCount)
+                    }
                 }
             }
         }
+        let perProduct = ConvKernel.imagesPerProduct(batch: batch, g)
+        let chunks = (batch + perProduct - 1) / perProduct
+        /// Runs chunk `c` of the batch on scratch `col`.
+        func chunk(_ c: Int, _ col: UnsafeMutablePointer<Float>) {
+            let first = c * perProduct, count = min(perProduct, batch - first)
+            if perProduct == 1 { image(first, col) } else { images(first, count, col) }
+        }
+        let lanes = min(context.pool.threadCount, chunks)
+        if lanes <= 1 {
+            let col = context.workspace.assumingMemoryBound(to: Float.self)
+            for c in 0..<chunks { chunk(c, col) }
+            return
+        }
+        let perLane = (chunks + lanes - 1) / lanes
+        context.pool.parallelFor(lanes) { lane in
+            let col = context.workspace(lane: lane).assumingMemoryBound(to: Float.self)
+            for c in lane * perLane..<min(chunks, (lane + 1) * perLane) { chunk(c, col) }
+        }
+    }
+
+    func fused(with activation: FusedActivation) -> (any Kernel)? {
+        self.activation == nil ? ConvKernel(window: window, group: group, activation: activation, geometry: resolved) : nil
+    }
+
+    /// Folds a per-output-channel affine (BatchNormalization) into constant W and B.
+    func absorbing(_ affine: ChannelAffine, _ inputs: [TensorType?], constants: [Tensor?]) throws
+        -> (kernel: any Kernel, constants: [Int: Tensor])? {
+        guard activation == nil, affine.axis == 1, let w = constants[1] else { return nil }
+        let filters = w.shape[0], perFilter = w.count / max(filters, 1)
+        let hasBias = inputs.count > 2 && inputs[2] != nil
+        guard affine.shift.count == filters, !hasBias || constants[2] != nil else { return nil }
+        let newW = try w.copy(), newB = try Tensor(.float32, shape: [filters])
+        for m in 0..<filters {
+            let s = affine.scale?[m] ?? 1
+            if affine.scale != nil { for i in 0..<perFilter { newW.floats[m * perFilter + i] *= s } }
+            newB.floats[m] = (hasBias ? constants[2]!.floats[m] : 0) * s + affine.shift[m]
+        }
+        var replaced: [Int: Tensor] = [2: newB]
+        if affine.scale != nil { replaced[1] = newW }
+        return (ConvKernel(window: window, group: group, activation: nil, geometry: resolved), replaced)
     }
 }

@@ -34,9 +34,12 @@ enum BinaryOperator: Sendable {
     }
 }
 
+/// Add, Sub, Mul or Div with numpy broadcasting; optionally a fused activation on float32 results.
 final class BinaryKernel: Kernel {
     let op: BinaryOperator
     let label: String
+    /// Applied to every float32 output element after the operator.
+    let activation: FusedActivation?
 
     init(_ context: NodeContext, _ op: BinaryOperator) throws {
         try context.expectInputs(2...2)
@@ -45,6 +48,13 @@ final class BinaryKernel: Kernel {
         }
         self.op = op
         self.label = context.label
+        self.activation = nil
+    }
+
+    private init(op: BinaryOperator, label: String, activation: FusedActivation?) {
+        self.op = op
+        self.label = label
+        self.activation = activation
     }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
@@ -57,11 +67,51 @@ final class BinaryKernel: Kernel {
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
         let a = inputs[0]!, b = inputs[1]!, c = outputs[0]!
         switch c.dtype {
-        case .float32: broadcastApply(a, b, c, as: Float.self) { [op] x, y in op.apply(x, y) }
+        case .float32:
+            let op = self.op
+            if let activation, a.count == c.count, b.count == c.count {
+                // Equal shapes: apply the activation block by block while the results are in cache.
+                let pa = a.floats, pb = b.floats, pc = c.floats, n = c.count, block = 1024
+                var start = 0
+                while start < n {
+                    let end = min(n, start + block)
+                    for i in start..<end { pc[i] = op.apply(pa[i], pb[i]) }
+                    activation.apply(pc + start, count: end - start)
+                    start = end
+                }
+                return
+            }
+            broadcastApply(a, b, c, as: Float.self) { x, y in op.apply(x, y) }
+            applyActivation(activation, c.floats, count: c.count)
         case .int64: broadcastApply(a, b, c, as: Int64.self) { [op] x, y in op.apply(x, y) }
         case .int32: broadcastApply(a, b, c, as: Int32.self) { [op] x, y in op.apply(x, y) }
         default: throw LatheError.dtype("unsupported dtype \(c.dtype)")
         }
+    }
+
+    var outputMemory: OutputMemory { .inPlace }
+
+    func fused(with activation: FusedActivation) -> (any Kernel)? {
+        self.activation == nil ? BinaryKernel(op: op, label: label, activation: activation) : nil
+    }
+
+    /// `x + c`, `c + x` or `x - c` with a float32 constant `c` that varies along at most one axis of `x`
+    /// and does not grow it: a per-channel shift.
+    func channelAffine(_ inputs: [TensorType?], constants: [Tensor?]) -> ChannelAffine? {
+        guard activation == nil, op == .add || op == .sub, inputs.count == 2,
+              let ta = inputs[0], let tb = inputs[1], ta.dtype == .float32, tb.dtype == .float32 else { return nil }
+        let xSlot: Int
+        if constants[1] != nil && constants[0] == nil { xSlot = 0 } else if op == .add && constants[0] != nil && constants[1] == nil { xSlot = 1 } else { return nil }
+        let x = inputs[xSlot]!, c = constants[1 - xSlot]!
+        let rank = x.shape.count
+        guard rank >= 1, c.rank <= rank, (try? ShapeMath.broadcast(x.shape, c.shape)) == x.shape else { return nil }
+        let padded = [Int](repeating: 1, count: rank - c.rank) + c.shape
+        let varying = padded.indices.filter { padded[$0] != 1 }
+        guard varying.count <= 1 else { return nil }
+        let axis = varying.first ?? rank - 1
+        let sign: Float = op == .sub ? -1 : 1
+        let shift = (0..<x.shape[axis]).map { sign * c.floats[varying.isEmpty ? 0 : $0] }
+        return ChannelAffine(input: xSlot, axis: axis, scale: nil, shift: shift)
     }
 }
 
@@ -88,31 +138,40 @@ func broadcastApply<T>(_ a: Tensor, _ b: Tensor, _ c: Tensor, as: T.Type, _ f: (
         for i in 0..<n { pc[i] = f(x, pb[i]) }
         return
     }
-    let shape = c.shape
-    let rank = shape.count
-    func broadcastStrides(_ s: [Int]) -> [Int] {
-        let padded = [Int](repeating: 1, count: rank - s.count) + s
-        let strides = ShapeMath.strides(padded)
-        return (0..<rank).map { padded[$0] == 1 ? 0 : strides[$0] }
-    }
-    let sa = broadcastStrides(a.shape), sb = broadcastStrides(b.shape)
-    let inner = shape[rank - 1]
-    let ia = sa[rank - 1], ib = sb[rank - 1]
-    var index = [Int](repeating: 0, count: rank)
-    var offA = 0, offB = 0, offC = 0
-    while offC < n {
-        for j in 0..<inner { pc[offC + j] = f(pa[offA + j * ia], pb[offB + j * ib]) }
-        offC += inner
-        // Advance the outer index (odometer), keeping input offsets in step.
-        var d = rank - 2
-        while d >= 0 {
-            index[d] += 1
-            offA += sa[d]; offB += sb[d]
-            if index[d] < shape[d] { break }
-            offA -= sa[d] * shape[d]; offB -= sb[d] * shape[d]
-            index[d] = 0
-            d -= 1
+    let rank = c.rank
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * rank) { scratch in
+        let sa = scratch.baseAddress!, sb = sa + rank, index = sb + rank
+        /// Element strides of `t` broadcast to `c`'s rank: 0 along broadcast axes.
+        func broadcastStrides(_ t: Tensor, into strides: UnsafeMutablePointer<Int>) {
+            var step = 1
+            for d in stride(from: rank - 1, through: 0, by: -1) {
+                let k = d - (rank - t.rank)
+                let size = k >= 0 ? t.shape[k] : 1
+                strides[d] = size == 1 ? 0 : step
+                step *= size
+            }
         }
-        if d < 0 { break }
+        broadcastStrides(a, into: sa)
+        broadcastStrides(b, into: sb)
+        for d in 0..<rank { index[d] = 0 }
+        let shape = c.shape
+        let inner = shape[rank - 1]
+        let ia = sa[rank - 1], ib = sb[rank - 1]
+        var offA = 0, offB = 0, offC = 0
+        while offC < n {
+            for j in 0..<inner { pc[offC + j] = f(pa[offA + j * ia], pb[offB + j * ib]) }
+            offC += inner
+            // Advance the outer index (odometer), keeping input offsets in step.
+            var d = rank - 2
+            while d >= 0 {
+                index[d] += 1
+                offA += sa[d]; offB += sb[d]
+                if index[d] < shape[d] { break }
+                offA -= sa[d] * shape[d]; offB -= sb[d] * shape[d]
+                index[d] = 0
+                d -= 1
+            }
+            if d < 0 { break }
+        }
     }
 }

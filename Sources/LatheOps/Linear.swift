@@ -19,13 +19,42 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
         return
     }
+    if m == 1 {
+        // A single row: a matrix-vector product, which the BLAS runs with far less set-up. With beta 0
+        // the row is cleared first, so stale arena bytes (even NaN) cannot leak through `0 · c`.
+        let incA = blasint(transA ? lda : 1)
+        if beta == 0 { c.update(repeating: 0, count: n) }
+        if transB {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(n), blasint(k), alpha, b, blasint(ldb), a, incA, beta, c, 1)
+        } else {
+            cblas_sgemv(CblasRowMajor, CblasTrans, blasint(k), blasint(n), alpha, b, blasint(ldb), a, incA, beta, c, 1)
+        }
+        return
+    }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
 }
 
-/// Gemm: `Y = alpha · A' · B' + beta · C`, C broadcast to `[M, N]` (opsets 1–21).
+/// Splits the `m` rows of an `m×n×k` product into contiguous chunks, one per lane of `pool`, when the
+/// product is large enough to pay for the hand-off; `body(lo, hi)` computes rows `lo..<hi`.
+/// Each row's arithmetic is the same however the rows are split.
+@inline(__always)
+func forRowChunks(m: Int, n: Int, k: Int, pool: ThreadPool, _ body: (Int, Int) -> Void) {
+    let lanes = pool.threadCount
+    guard lanes > 1, m >= 2 * lanes, m * n * max(k, 1) >= 1 << 17 else { body(0, m); return }
+    let chunk = (m + lanes - 1) / lanes
+    pool.parallelFor(lanes) { lane in
+        let lo = lane * chunk, hi = min(m, lo + chunk)
+        if lo < hi { body(lo, hi) }
+    }
+}
+
+/// Gemm: `Y = act(alpha · A' · B' + beta · C)`, C broadcast to `[M, N]` (opsets 1–21); the activation
+/// is present only after a fusion pass.
 final class GemmKernel: Kernel {
     let alpha: Float, beta: Float, transA: Bool, transB: Bool
+    /// Applied to every output element (fused Relu, Sigmoid, ...).
+    let activation: FusedActivation?
 
     init(_ c: NodeContext) throws {
         try c.expectInputs(2...3)
@@ -33,6 +62,15 @@ final class GemmKernel: Kernel {
         beta = try c.attributes.float("beta", 1)
         transA = try c.attributes.int("transA", 0) != 0
         transB = try c.attributes.int("transB", 0) != 0
+        activation = nil
+    }
+
+    init(alpha: Float, beta: Float, transA: Bool, transB: Bool, activation: FusedActivation?) {
+        self.alpha = alpha
+        self.beta = beta
+        self.transA = transA
+        self.transB = transB
+        self.activation = activation
     }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
@@ -51,25 +89,96 @@ final class GemmKernel: Kernel {
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
+        try compute(inputs, outputs, context: .serial)
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], context: RunContext) throws {
         let a = inputs[0]!, b = inputs[1]!, y = outputs[0]!
         let m = y.shape[0], n = y.shape[1]
         let k = transA ? a.shape[0] : a.shape[1]
-        var beta: Float = 0
-        if inputs.count > 2, let c = inputs[2], self.beta != 0 {
-            // Broadcast C into Y, then accumulate the product on top.
-            let cs = [Int](repeating: 1, count: 2 - c.rank) + c.shape
-            let rowStride = cs[0] == 1 ? 0 : cs[1]
-            let colStride = cs[1] == 1 ? 0 : 1
-            for i in 0..<m { for j in 0..<n { y.floats[i * n + j] = c.floats[i * rowStride + j * colStride] } }
-            beta = self.beta
+        let c = inputs.count > 2 && self.beta != 0 ? inputs[2] : nil
+        // C's strides when broadcast to [M, N] (0 along broadcast axes).
+        let rowStride = c.map { $0.rank == 2 && $0.shape[0] != 1 ? $0.shape[1] : 0 } ?? 0
+        let colStride = c.map { $0.rank >= 1 && $0.shape[$0.rank - 1] != 1 ? 1 : 0 } ?? 0
+        let lda = a.shape[1], ldb = b.shape[1]
+        let (alpha, betaC, transA, transB, activation) = (self.alpha, self.beta, self.transA, self.transB, self.activation)
+        forRowChunks(m: m, n: n, k: k, pool: context.pool) { lo, hi in
+            let rows = hi - lo
+            let yp = y.floats + lo * n
+            var beta: Float = 0
+            if let c {
+                // Broadcast C into Y, then accumulate the product on top.
+                let cp = c.floats
+                for i in lo..<hi {
+                    let row = yp + (i - lo) * n, src = cp + i * rowStride
+                    if colStride == 1 { row.update(from: src, count: n) } else { row.update(repeating: src[0], count: n) }
+                }
+                beta = betaC
+            }
+            sgemm(transA: transA, transB: transB, m: rows, n: n, k: k, alpha: alpha,
+                  a: transA ? a.floats + lo : a.floats + lo * lda, lda: lda, b: b.floats, ldb: ldb,
+                  beta: beta, c: yp, ldc: n)
+            applyActivation(activation, yp, count: rows * n)
         }
-        sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-              a: a.floats, lda: a.shape[1], b: b.floats, ldb: b.shape[1], beta: beta, c: y.floats, ldc: n)
+    }
+
+    var outputMemory: OutputMemory { .none }
+
+    func fused(with activation: FusedActivation) -> (any Kernel)? {
+        guard self.activation == nil else { return nil }
+        return GemmKernel(alpha: alpha, beta: beta, transA: transA, transB: transB, activation: activation)
+    }
+
+    /// Folds a per-column affine into B (scale) and C (`beta·C·scale + shift`), both plan-time constants.
+    func absorbing(_ affine: ChannelAffine, _ inputs: [TensorType?], constants: [Tensor?]) throws
+        -> (kernel: any Kernel, constants: [Int: Tensor])? {
+        guard activation == nil, affine.axis == 1, let a = inputs[0], let bType = inputs[1] else { return nil }
+        let m = transA ? a.shape[1] : a.shape[0], n = transB ? bType.shape[0] : bType.shape[1]
+        guard affine.shift.count == n, affine.scale.map({ $0.count == n }) ?? true else { return nil }
+        let cType = inputs.count > 2 ? inputs[2] : nil
+        let cConst = constants.count > 2 ? constants[2] : nil
+        if cType != nil && cConst == nil { return nil }
+        var replaced: [Int: Tensor] = [:]
+        if let scale = affine.scale {
+            guard let b = constants[1] else { return nil }
+            let scaled = try b.copy()
+            let rows = bType.shape[0], cols = bType.shape[1]
+            for r in 0..<rows { for col in 0..<cols { scaled.floats[r * cols + col] *= scale[transB ? r : col] } }
+            replaced[1] = scaled
+        }
+        // The new C: per row only when the old C varied along M.
+        let perRow = cConst.map { $0.rank == 2 && $0.shape[0] != 1 } ?? false
+        let newC = try Tensor(.float32, shape: perRow ? [m, n] : [n])
+        for i in 0..<(perRow ? m : 1) {
+            for j in 0..<n {
+                var v: Float = 0
+                if let c = cConst, beta != 0 {
+                    let rowStride = c.rank == 2 && c.shape[0] != 1 ? c.shape[1] : 0
+                    let colStride = c.rank >= 1 && c.shape[c.rank - 1] != 1 ? 1 : 0
+                    v = beta * c.floats[i * rowStride + j * colStride]
+                }
+                if let scale = affine.scale { v *= scale[j] }
+                newC.floats[i * n + j] = v + affine.shift[j]
+            }
+        }
+        replaced[2] = newC
+        return (GemmKernel(alpha: alpha, beta: 1, transA: transA, transB: transB, activation: nil), replaced)
     }
 }
 
 /// MatMul with numpy semantics: 1-D operands promoted and squeezed back, batch dims broadcast.
+/// After the fusion passes it may also add a bias (input 2, `[N]`) and apply an activation.
 final class MatMulKernel: Kernel {
+    /// Applied to every output element.
+    let activation: FusedActivation?
+    /// The layout for the input shapes of the plan (set by `specialized`).
+    let layout: MatMulLayout?
+
+    init(activation: FusedActivation? = nil, layout: MatMulLayout? = nil) {
+        self.activation = activation
+        self.layout = layout
+    }
+
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
         let a = try require(inputs[0], "A", .float32), b = try require(inputs[1], "B", .float32)
         guard a.shape.count >= 1, b.shape.count >= 1 else { throw LatheError.shape("MatMul operands must have rank >= 1, got \(a.shape) and \(b.shape)") }
@@ -77,40 +186,82 @@ final class MatMulKernel: Kernel {
         return [TensorType(.float32, layout.outputShape)]
     }
 
+    func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
+        guard let a = inputs[0], let b = inputs[1] else { return self }
+        return MatMulKernel(activation: activation, layout: try MatMulLayout(a.shape, b.shape))
+    }
+
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
+        try compute(inputs, outputs, context: .serial)
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], context: RunContext) throws {
         let a = inputs[0]!, b = inputs[1]!, y = outputs[0]!
-        let l = try MatMulLayout(a.shape, b.shape)
-        let aStrides = ShapeMath.strides(l.batchA), bStrides = ShapeMath.strides(l.batchB)
-        let batchCount = l.batch.reduce(1, *)
+        let l = try layout ?? MatMulLayout(a.shape, b.shape)
+        let batchCount = l.batchCount
         if batchCount == 0 || l.m == 0 || l.n == 0 { return }
+        let bias = inputs.count > 2 ? inputs[2] : nil
+        let activation = self.activation
+        /// Bias and activation over `rows` output rows from `yp`.
+        func finish(_ yp: UnsafeMutablePointer<Float>, rows: Int) {
+            if let bias {
+                for r in 0..<rows { let row = yp + r * l.n; for j in 0..<l.n { row[j] += bias.floats[j] } }
+            }
+            applyActivation(activation, yp, count: rows * l.n)
+        }
         // Batch A folded into M when B is shared: one large GEMM.
-        if l.batchB.allSatisfy({ $0 == 1 }) && l.batchA == l.batch {
-            sgemm(transA: false, transB: false, m: batchCount * l.m, n: l.n, k: l.k, alpha: 1,
-                  a: a.floats, lda: l.k, b: b.floats, ldb: l.n, beta: 0, c: y.floats, ldc: l.n)
+        if l.sharedB {
+            let m = batchCount * l.m
+            forRowChunks(m: m, n: l.n, k: l.k, pool: context.pool) { lo, hi in
+                sgemm(transA: false, transB: false, m: hi - lo, n: l.n, k: l.k, alpha: 1,
+                      a: a.floats + lo * l.k, lda: l.k, b: b.floats, ldb: l.n, beta: 0, c: y.floats + lo * l.n, ldc: l.n)
+                finish(y.floats + lo * l.n, rows: hi - lo)
+            }
             return
         }
-        var index = [Int](repeating: 0, count: l.batch.count)
         for p in 0..<batchCount {
-            var r = p
-            for d in stride(from: l.batch.count - 1, through: 0, by: -1) { index[d] = r % l.batch[d]; r /= l.batch[d] }
-            var offA = 0, offB = 0
-            for d in 0..<l.batch.count {
-                if l.batchA[d] != 1 { offA += index[d] * aStrides[d] }
-                if l.batchB[d] != 1 { offB += index[d] * bStrides[d] }
-            }
+            let (offA, offB) = l.operandOffsets(p)
             sgemm(transA: false, transB: false, m: l.m, n: l.n, k: l.k, alpha: 1,
                   a: a.floats + offA * l.m * l.k, lda: l.k, b: b.floats + offB * l.k * l.n, ldb: l.n,
                   beta: 0, c: y.floats + p * l.m * l.n, ldc: l.n)
+            finish(y.floats + p * l.m * l.n, rows: l.m)
         }
+    }
+
+    func fused(with activation: FusedActivation) -> (any Kernel)? {
+        self.activation == nil ? MatMulKernel(activation: activation, layout: layout) : nil
+    }
+
+    /// Folds a shift along the last axis into a bias input, and a scale into a constant 2-D B.
+    func absorbing(_ affine: ChannelAffine, _ inputs: [TensorType?], constants: [Tensor?]) throws
+        -> (kernel: any Kernel, constants: [Int: Tensor])? {
+        guard activation == nil, inputs.count == 2, let a = inputs[0], let bType = inputs[1] else { return nil }
+        let l = try MatMulLayout(a.shape, bType.shape)
+        guard bType.shape.count >= 2, affine.axis == l.outputShape.count - 1, affine.shift.count == l.n else { return nil }
+        var replaced: [Int: Tensor] = [:]
+        if let scale = affine.scale {
+            guard bType.shape.count == 2, let b = constants[1] else { return nil }
+            let scaled = try b.copy()
+            for r in 0..<l.k { for j in 0..<l.n { scaled.floats[r * l.n + j] *= scale[j] } }
+            replaced[1] = scaled
+        }
+        replaced[2] = try Tensor(shape: [l.n], floats: affine.shift)
+        return (MatMulKernel(activation: nil, layout: layout), replaced)
     }
 }
 
 /// Shapes of a numpy-style matrix product.
-struct MatMulLayout {
+struct MatMulLayout: Sendable {
     let m: Int, n: Int, k: Int
     /// Broadcast batch shape and each operand's batch shape padded to its rank.
     let batch: [Int], batchA: [Int], batchB: [Int]
     let outputShape: [Int]
+    /// Number of matrix products.
+    let batchCount: Int
+    /// Whether B is one matrix shared by the whole batch of A (then one GEMM does it all).
+    let sharedB: Bool
+    /// Per product, the A and B matrix indices, interleaved.
+    private let offsets: [Int]
 
     init(_ sa: [Int], _ sb: [Int]) throws {
         let a2 = sa.count == 1 ? [1, sa[0]] : sa
@@ -128,5 +279,26 @@ struct MatMulLayout {
         if sa.count > 1 { out.append(m) }
         if sb.count > 1 { out.append(n) }
         outputShape = out
+        batchCount = batch.reduce(1, *)
+        sharedB = batchB.allSatisfy { $0 == 1 } && batchA == batch
+        let aStrides = ShapeMath.strides(batchA), bStrides = ShapeMath.strides(batchB)
+        var offsets: [Int] = []
+        if !sharedB {
+            var index = [Int](repeating: 0, count: batch.count)
+            for p in 0..<batchCount {
+                var r = p
+                for d in stride(from: batch.count - 1, through: 0, by: -1) { index[d] = r % batch[d]; r /= batch[d] }
+                var offA = 0, offB = 0
+                for d in 0..<batch.count {
+                    if batchA[d] != 1 { offA += index[d] * aStrides[d] }
+                    if batchB[d] != 1 { offB += index[d] * bStrides[d] }
+                }
+                offsets += [offA, offB]
+            }
+        }
+        self.offsets = offsets
     }
+
+    /// Which A and B matrices (counted in matrices) product `p` of the batch multiplies.
+    @inline(__always) func operandOffsets(_ p: Int) -> (Int, Int) { (offsets[2 * p], offsets[2 * p + 1]) }
 }

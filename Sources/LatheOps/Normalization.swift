@@ -76,8 +76,23 @@ final class BatchNormalizationKernel: Kernel {
                 for i in 0..<size { yp[i] = xp[i] * a + b }
             }
         }
-        for (slot, statistic) in [(1, mean), (2, variance)] where slot < outputs.count {
-            outputs[slot]?.floats.update(from: statistic, count: channels)
+        if outputs.count > 1, let out = outputs[1] { out.floats.update(from: mean, count: channels) }
+        if outputs.count > 2, let out = outputs[2] { out.floats.update(from: variance, count: channels) }
+    }
+
+    var outputMemory: OutputMemory { .inPlace }
+
+    /// With constant statistics and only Y wired, `Y = X · a[c] + b[c]` along axis 1.
+    func channelAffine(_ inputs: [TensorType?], constants: [Tensor?]) -> ChannelAffine? {
+        guard !outputPresent.dropFirst().contains(true), let x = inputs[0], x.shape.count >= 2,
+              let scale = constants[1], let bias = constants[2], let mean = constants[3], let variance = constants[4]
+        else { return nil }
+        let channels = x.shape[1]
+        var a = [Float](repeating: 0, count: channels), b = [Float](repeating: 0, count: channels)
+        for c in 0..<channels {
+            a[c] = scale.floats[c] / sqrtf(variance.floats[c] + epsilon)
+            b[c] = bias.floats[c] - mean.floats[c] * a[c]
         }
+        return ChannelAffine(input: 0, axis: 1, scale: a, shift: b)
     }
 }

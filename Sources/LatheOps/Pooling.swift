@@ -14,7 +14,7 @@ enum PoolingOps {
 }
 
 /// For every output position of a window, the in-bounds input positions it reads.
-struct WindowTable {
+struct WindowTable: Sendable {
     /// Row-major spatial offsets of the taps of output `o`: `offsets[start[o]..<start[o + 1]]`.
     let offsets: [Int]
     let start: [Int]
@@ -98,8 +98,11 @@ final class PoolKernel: Kernel {
     let columnMajorIndices: Bool
     /// Which output slots are wired (MaxPool's Indices is optional).
     let outputPresent: [Bool]
+    /// The window geometry and tap table of the plan's input shape (set by `specialized`).
+    let resolved: (geometry: SpatialWindow, table: WindowTable, indexStrides: [Int])?
 
     init(_ c: NodeContext, _ mode: Mode) throws {
+        resolved = nil
         try c.expectInputs(1...1)
         self.mode = mode
         window = try WindowAttributes(c, requiresKernelShape: true)
@@ -118,6 +121,30 @@ final class PoolKernel: Kernel {
         if mode == .max && c.outputPresent.count > 2 {
             throw LatheError.invalid("\(c.label): MaxPool has at most two outputs, got \(c.outputPresent.count)")
         }
+    }
+
+    private init(_ other: PoolKernel, geometry: SpatialWindow) {
+        mode = other.mode
+        window = other.window
+        countIncludePad = other.countIncludePad
+        columnMajorIndices = other.columnMajorIndices
+        outputPresent = other.outputPresent
+        resolved = (geometry, WindowTable(geometry), other.indexStrides(geometry))
+    }
+
+    func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
+        guard let x = inputs[0] else { return self }
+        return PoolKernel(self, geometry: try geometry(x.shape))
+    }
+
+    /// Strides that flatten a spatial position into an Indices entry, row- or column-major.
+    func indexStrides(_ g: SpatialWindow) -> [Int] {
+        var strides = ShapeMath.strides(g.input)
+        if columnMajorIndices {
+            var step = 1
+            for a in 0..<g.rank { strides[a] = step; step *= g.input[a] }
+        }
+        return strides
     }
 
     /// The window geometry for input shape `x`.
@@ -144,15 +171,18 @@ final class PoolKernel: Kernel {
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
         let x = inputs[0]!, y = outputs[0]!
-        let g = try geometry(x.shape)
-        let table = WindowTable(g)
+        let g: SpatialWindow, table: WindowTable, indexStrides: [Int]
+        if let resolved {
+            (g, table, indexStrides) = resolved
+        } else {
+            g = try geometry(x.shape)
+            (table, indexStrides) = (WindowTable(g), self.indexStrides(g))
+        }
         let planes = x.shape[0] * x.shape[1], inCount = g.inputCount, outCount = g.outputCount
         let indices = outputs.count > 1 ? outputs[1] : nil
-        // Strides that flatten a spatial position into an Indices entry, row- or column-major.
-        var indexStrides = ShapeMath.strides(g.input)
-        if columnMajorIndices {
-            var step = 1
-            for a in 0..<g.rank { indexStrides[a] = step; step *= g.input[a] }
+        if indices == nil, g.rank == 2, g.dilations == [1, 1] {
+            for plane in 0..<planes { pool2D(x.floats + plane * inCount, y.floats + plane * outCount, g) }
+            return
         }
         table.offsets.withUnsafeBufferPointer { offsets in
             table.start.withUnsafeBufferPointer { start in
@@ -181,6 +211,46 @@ final class PoolKernel: Kernel {
                             yp[o] = sum / Float(count)
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// One plane of a two-axis, undilated window: the bounds of each window clipped to the input
+    /// directly, no tap table.
+    private func pool2D(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: SpatialWindow) {
+        let (ih, iw) = (g.input[0], g.input[1]), (oh, ow) = (g.output[0], g.output[1])
+        let (kh, kw) = (g.kernel[0], g.kernel[1]), (sh, sw) = (g.strides[0], g.strides[1])
+        let (ph, pw) = (g.padsBegin[0], g.padsBegin[1])
+        let (limitH, limitW) = (ih + g.padsEnd[0], iw + g.padsEnd[1])
+        for oy in 0..<oh {
+            let top = oy * sh - ph
+            let y0 = max(top, 0), y1 = min(top + kh, ih)
+            let rowsPadded = min(top + kh, limitH) - top
+            for ox in 0..<ow {
+                let left = ox * sw - pw
+                let x0 = max(left, 0), x1 = min(left + kw, iw)
+                switch mode {
+                case .max:
+                    var best = -Float.greatestFiniteMagnitude
+                    var seen = false
+                    for r in y0..<max(y0, y1) {
+                        let row = x + r * iw
+                        for c in x0..<max(x0, x1) {
+                            let v = row[c]
+                            if !seen || v > best { best = v; seen = true }
+                        }
+                    }
+                    y[oy * ow + ox] = best
+                case .average:
+                    var sum: Float = 0
+                    for r in y0..<max(y0, y1) {
+                        let row = x + r * iw
+                        for c in x0..<max(x0, x1) { sum += row[c] }
+                    }
+                    let count = countIncludePad ? rowsPadded * (min(left + kw, limitW) - left)
+                                                : max(0, y1 - y0) * max(0, x1 - x0)
+                    y[oy * ow + ox] = sum / Float(count)
                 }
             }
         }

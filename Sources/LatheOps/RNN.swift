@@ -10,37 +10,47 @@ enum RNNOps {
 
 /// RNN: `H_t = f(X_t·Wᵀ + H_{t-1}·Rᵀ + Wb + Rb)`, with `clip`, per-direction activation, `sequence_lens`,
 /// `initial_h` and both layouts; outputs Y and Y_h, each optional.
-final class RNNKernel: Kernel {
+final class RNNKernel: RecurrentKernel {
     /// Attributes shared with LSTM and GRU (one gate).
     let config: RecurrentConfig
+    let planned: RecurrentGeometry?
+    var cellState: Bool { false }
 
     init(_ c: NodeContext) throws {
         config = try RecurrentConfig(c, gates: 1, maxInputs: 6, maxOutputs: 2, defaults: ["Tanh"])
+        planned = nil
+    }
+
+    private init(_ other: RNNKernel, _ g: RecurrentGeometry) {
+        config = other.config
+        planned = g
+    }
+
+    func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
+        RNNKernel(self, try config.geometry(inputs, cellState: false))
     }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
         let g = try config.geometry(inputs, cellState: false)
         if RecurrentConfig.sequenceLensSlot < constants.count, let lengths = constants[RecurrentConfig.sequenceLensSlot] {
-            _ = try config.sequenceLengths(lengths, g)
+            try config.checkSequenceLengths(lengths, g)
         }
         return config.outputTypes(g)
     }
 
-    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws {
         func slot(_ list: [Tensor?], _ i: Int) -> Tensor? { i < list.count ? list[i] : nil }
-        let g = try config.geometry(inputs.map { $0?.type }, cellState: false)
-        let lengths = try config.sequenceLengths(slot(inputs, RecurrentConfig.sequenceLensSlot), g)
+        let lengths = scratch.lengths
+        let steps = try config.readSequenceLengths(slot(inputs, RecurrentConfig.sequenceLensSlot), g, into: lengths)
         let x = inputs[0]!, w = inputs[1]!, r = inputs[2]!
         let bias = slot(inputs, 3)
         let y = slot(outputs, 0), yH = slot(outputs, 1)
         let hidden = g.hidden, projectionWidth = g.directions * hidden
         if let y { y.floats.update(repeating: 0, count: y.count) }
 
-        let scratch = try RecurrentScratch([[g.seq, g.batch, projectionWidth], [g.batch, hidden], [g.batch, hidden], [hidden]])
-        defer { withExtendedLifetime(scratch) {} }
-        let (projection, next, h, stepBias) = (scratch.regions[0], scratch.regions[1], scratch.regions[2], scratch.regions[3])
+        // With one gate the scratch regions are: projection, pre-activations, h, (unused), step bias, (unused).
+        let (projection, next, h, _, stepBias, _) = scratch.regions
         config.project(x: x, w: w, into: projection, g)
-        let steps = lengths.max() ?? 0
 
         for d in 0..<g.directions {
             let f = config.activations[d][0]

@@ -167,15 +167,33 @@ struct RecurrentConfig: Sendable {
         }
     }
 
-    /// Each batch entry's sequence length (all `seq` when `sequence_lens` is absent).
+    /// Checks `sequence_lens` (when known): every length must be in `0...seq`.
     /// - Throws: `.invalidArgument` for a length outside `0...seq`.
-    func sequenceLengths(_ t: Tensor?, _ g: RecurrentGeometry) throws -> [Int] {
-        guard let t else { return Array(repeating: g.seq, count: g.batch) }
-        let lengths = t.intArray()
-        for (b, n) in lengths.enumerated() where n < 0 || n > g.seq {
-            throw LatheError.invalid("sequence_lens[\(b)] = \(n) is outside 0...\(g.seq) (the sequence length of X)")
+    func checkSequenceLengths(_ t: Tensor, _ g: RecurrentGeometry) throws {
+        let lengths = UnsafeMutablePointer<Int>.allocate(capacity: max(g.batch, 1))
+        defer { lengths.deallocate() }
+        try readSequenceLengths(t, g, into: lengths)
+    }
+
+    /// Writes each batch entry's sequence length into `lengths` (all `seq` when `sequence_lens` is
+    /// absent) and returns the longest.
+    /// - Throws: `.invalidArgument` for a length outside `0...seq`.
+    @discardableResult
+    func readSequenceLengths(_ t: Tensor?, _ g: RecurrentGeometry, into lengths: UnsafeMutablePointer<Int>) throws -> Int {
+        guard let t else {
+            lengths.update(repeating: g.seq, count: g.batch)
+            return g.batch > 0 ? g.seq : 0
         }
-        return lengths
+        var longest = 0
+        for b in 0..<g.batch {
+            let n = t.dtype == .int32 ? Int(t.bytes.assumingMemoryBound(to: Int32.self)[b]) : Int(t.int64s[b])
+            guard n >= 0 && n <= g.seq else {
+                throw LatheError.invalid("sequence_lens[\(b)] = \(n) is outside 0...\(g.seq) (the sequence length of X)")
+            }
+            lengths[b] = n
+            longest = max(longest, n)
+        }
+        return longest
     }
 
     /// Fills `state` (`[batch, hidden]`) with direction `d` of `initial` (zeros when absent).
@@ -191,7 +209,7 @@ struct RecurrentConfig: Sendable {
 
     /// Writes direction `d` of a final state into `output` (Y_h or Y_c); entries with length 0 get zeros
     /// (as onnxruntime does).
-    func storeState(_ state: UnsafePointer<Float>, direction d: Int, lengths: [Int], into output: Tensor?,
+    func storeState(_ state: UnsafePointer<Float>, direction d: Int, lengths: UnsafePointer<Int>, into output: Tensor?,
                     _ g: RecurrentGeometry) {
         guard let output else { return }
         for b in 0..<g.batch {
@@ -219,33 +237,69 @@ struct RecurrentConfig: Sendable {
     }
 }
 
-/// Per-run scratch memory: zeroed float regions carved from one tensor. Hold it (`withExtendedLifetime`)
-/// until the run ends; the region pointers live as long as it does.
+/// Scratch regions carved one after the other from a kernel's workspace: float regions, then one
+/// `Int` per batch entry for the sequence lengths.
 struct RecurrentScratch {
-    /// Owns the memory.
-    let tensor: Tensor
-    /// Start of each requested region, in request order.
-    let regions: [UnsafeMutablePointer<Float>]
+    /// Start of each float region, in request order.
+    let regions: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+                  UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
+    /// Sequence length of each batch entry.
+    let lengths: UnsafeMutablePointer<Int>
 
-    /// Allocates one region per entry of `shapes`, each holding the product of its dimensions.
-    /// - Throws: `.outOfMemory` when the sizes overflow or cannot be allocated.
-    init(_ shapes: [[Int]]) throws {
-        var offsets: [Int] = [], total = 0
-        for shape in shapes {
-            offsets.append(total)
-            var count = 1
-            for d in shape {
-                let product = count.multipliedReportingOverflow(by: d)
-                guard !product.overflow else { throw LatheError(.outOfMemory, "scratch of shape \(shape) is too large") }
-                count = product.partialValue
-            }
-            let sum = total.addingReportingOverflow(count)
-            guard !sum.overflow else { throw LatheError(.outOfMemory, "scratch of \(shapes) is too large") }
-            total = sum.partialValue
+    /// Float counts of the regions: projection, gates, h, c (or reset·h), gate bias, recurrent h bias.
+    static func counts(_ g: RecurrentGeometry, gates: Int) -> [Int] {
+        let width = gates * g.hidden
+        return [g.seq * g.batch * g.directions * width, g.batch * width, g.batch * g.hidden, g.batch * g.hidden,
+                width, g.hidden]
+    }
+
+    /// Bytes of the whole scratch, or nil when the sizes overflow.
+    static func byteCount(_ g: RecurrentGeometry, gates: Int) -> Int? {
+        guard boundedProduct([g.seq, g.batch, g.directions, gates, g.hidden], limit: 1 << 36) != nil else { return nil }
+        let floats = counts(g, gates: gates).reduce(0, +)
+        return floats * MemoryLayout<Float>.size + g.batch * MemoryLayout<Int>.size
+    }
+
+    init(_ workspace: UnsafeMutableRawPointer, _ g: RecurrentGeometry, gates: Int) {
+        let c = RecurrentScratch.counts(g, gates: gates)
+        let p0 = workspace.assumingMemoryBound(to: Float.self)
+        let p1 = p0 + c[0], p2 = p1 + c[1], p3 = p2 + c[2], p4 = p3 + c[3], p5 = p4 + c[4]
+        regions = (p0, p1, p2, p3, p4, p5)
+        lengths = UnsafeMutableRawPointer(p5 + c[5]).assumingMemoryBound(to: Int.self)
+    }
+}
+
+/// What LSTM and GRU kernels share: shape checks, plan-time geometry, and workspace handling.
+protocol RecurrentKernel: Kernel {
+    /// Attributes shared by LSTM and GRU.
+    var config: RecurrentConfig { get }
+    /// Whether the op has a cell state (LSTM).
+    var cellState: Bool { get }
+    /// The geometry of the plan's input shapes (set by `specialized`).
+    var planned: RecurrentGeometry? { get }
+    /// The step loop, given the geometry and scratch.
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws
+}
+
+extension RecurrentKernel {
+    func workspaceSize(for inputs: [TensorType?]) -> Int {
+        guard let g = planned ?? (try? config.geometry(inputs, cellState: cellState)) else { return 0 }
+        return RecurrentScratch.byteCount(g, gates: config.gates) ?? Int.max
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
+        let g = try config.geometry(inputs.map { $0?.type }, cellState: cellState)
+        guard let bytes = RecurrentScratch.byteCount(g, gates: config.gates) else {
+            throw LatheError(.outOfMemory, "recurrent scratch for \(g) is too large")
         }
-        tensor = try Tensor(.float32, shape: [total])
-        let base = tensor.floats
-        regions = offsets.map { base + $0 }
+        try RunContext.withScratch(bytes) { context in
+            try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates))
+        }
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], context: RunContext) throws {
+        guard let g = planned else { return try compute(inputs, outputs) }
+        try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates))
     }
 }
 
@@ -254,41 +308,49 @@ struct RecurrentScratch {
 
 /// LSTM (ONNX gate order i, o, f, c): peepholes, `input_forget`, `clip`, per-direction activations,
 /// `sequence_lens`, both layouts; outputs Y, Y_h, Y_c each optional.
-final class LSTMKernel: Kernel {
+final class LSTMKernel: RecurrentKernel {
     /// Attributes shared with GRU.
     let config: RecurrentConfig
     /// `input_forget`: the forget gate is `1 - i`.
     let inputForget: Bool
+    let planned: RecurrentGeometry?
+    var cellState: Bool { true }
 
     init(_ c: NodeContext) throws {
         config = try RecurrentConfig(c, gates: 4, maxInputs: 8, maxOutputs: 3, defaults: ["Sigmoid", "Tanh", "Tanh"])
         inputForget = try c.attributes.int("input_forget", 0) != 0
+        planned = nil
+    }
+
+    private init(_ other: LSTMKernel, _ g: RecurrentGeometry) {
+        config = other.config
+        inputForget = other.inputForget
+        planned = g
+    }
+
+    func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
+        LSTMKernel(self, try config.geometry(inputs, cellState: true))
     }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
         let g = try config.geometry(inputs, cellState: true)
         if RecurrentConfig.sequenceLensSlot < constants.count, let lengths = constants[RecurrentConfig.sequenceLensSlot] {
-            _ = try config.sequenceLengths(lengths, g)
+            try config.checkSequenceLengths(lengths, g)
         }
         return config.outputTypes(g)
     }
 
-    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
-        let g = try config.geometry(inputs.map { $0?.type }, cellState: true)
-        let lengths = try config.sequenceLengths(slot(inputs, RecurrentConfig.sequenceLensSlot), g)
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws {
+        let lengths = scratch.lengths
+        let steps = try config.readSequenceLengths(slot(inputs, RecurrentConfig.sequenceLensSlot), g, into: lengths)
         let x = inputs[0]!, w = inputs[1]!, r = inputs[2]!
         let bias = slot(inputs, 3), peephole = slot(inputs, 7)
         let y = slot(outputs, 0), yH = slot(outputs, 1), yC = slot(outputs, 2)
         let hidden = g.hidden, width = 4 * hidden, projectionWidth = g.directions * width
         if let y { y.floats.update(repeating: 0, count: y.count) }
 
-        let scratch = try RecurrentScratch([[g.seq, g.batch, projectionWidth], [g.batch, width], [g.batch, hidden],
-                                            [g.batch, hidden], [width]])
-        defer { withExtendedLifetime(scratch) {} }
-        let (projection, gates, h, c, gateBias) = (scratch.regions[0], scratch.regions[1], scratch.regions[2],
-                                                   scratch.regions[3], scratch.regions[4])
+        let (projection, gates, h, c, gateBias, _) = scratch.regions
         config.project(x: x, w: w, into: projection, g)
-        let steps = lengths.max() ?? 0
 
         for d in 0..<g.directions {
             let (f, gAct, hAct) = (config.activations[d][0], config.activations[d][1], config.activations[d][2])
@@ -348,42 +410,50 @@ final class LSTMKernel: Kernel {
 
 /// GRU (ONNX gate order z, r, h): `linear_before_reset` 0 and 1, `clip`, per-direction activations,
 /// `sequence_lens`, both layouts; outputs Y and Y_h, each optional.
-final class GRUKernel: Kernel {
+final class GRUKernel: RecurrentKernel {
     /// Attributes shared with LSTM.
     let config: RecurrentConfig
     /// `linear_before_reset`: the reset gate multiplies `H·Rhᵀ + Rbh` rather than `H` before the product.
     let linearBeforeReset: Bool
+    let planned: RecurrentGeometry?
+    var cellState: Bool { false }
 
     init(_ c: NodeContext) throws {
         config = try RecurrentConfig(c, gates: 3, maxInputs: 6, maxOutputs: 2, defaults: ["Sigmoid", "Tanh"])
         linearBeforeReset = try c.attributes.int("linear_before_reset", 0) != 0
+        planned = nil
+    }
+
+    private init(_ other: GRUKernel, _ g: RecurrentGeometry) {
+        config = other.config
+        linearBeforeReset = other.linearBeforeReset
+        planned = g
+    }
+
+    func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
+        GRUKernel(self, try config.geometry(inputs, cellState: false))
     }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
         let g = try config.geometry(inputs, cellState: false)
         if RecurrentConfig.sequenceLensSlot < constants.count, let lengths = constants[RecurrentConfig.sequenceLensSlot] {
-            _ = try config.sequenceLengths(lengths, g)
+            try config.checkSequenceLengths(lengths, g)
         }
         return config.outputTypes(g)
     }
 
-    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
-        let g = try config.geometry(inputs.map { $0?.type }, cellState: false)
-        let lengths = try config.sequenceLengths(slot(inputs, RecurrentConfig.sequenceLensSlot), g)
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws {
+        let lengths = scratch.lengths
+        let steps = try config.readSequenceLengths(slot(inputs, RecurrentConfig.sequenceLensSlot), g, into: lengths)
         let x = inputs[0]!, w = inputs[1]!, r = inputs[2]!
         let bias = slot(inputs, 3)
         let y = slot(outputs, 0), yH = slot(outputs, 1)
         let hidden = g.hidden, width = 3 * hidden, projectionWidth = g.directions * width
         if let y { y.floats.update(repeating: 0, count: y.count) }
 
-        let scratch = try RecurrentScratch([[g.seq, g.batch, projectionWidth], [g.batch, width], [g.batch, hidden],
-                                            [g.batch, hidden], [width], [hidden]])
-        defer { withExtendedLifetime(scratch) {} }
-        let (projection, gates, h, resetH) = (scratch.regions[0], scratch.regions[1], scratch.regions[2], scratch.regions[3])
-        // Bias added to every gate's pre-activation, and Rbh kept apart for linear_before_reset.
-        let (gateBias, recurrentHBias) = (scratch.regions[4], scratch.regions[5])
+        // gateBias: added to every gate's pre-activation; recurrentHBias: Rbh kept apart for linear_before_reset.
+        let (projection, gates, h, resetH, gateBias, recurrentHBias) = scratch.regions
         config.project(x: x, w: w, into: projection, g)
-        let steps = lengths.max() ?? 0
 
         for d in 0..<g.directions {
             let (f, gAct) = (config.activations[d][0], config.activations[d][1])

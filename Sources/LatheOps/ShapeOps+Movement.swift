@@ -28,47 +28,82 @@ final class TransposeKernel: Kernel {
         return [TensorType(x.dtype, try permutation(rank: x.shape.count).map { x.shape[$0] })]
     }
 
+    func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
+        guard let x = inputs[0] else { return self }
+        return PlannedTransposeKernel(TransposeLayout(inputShape: x.shape, perm: try permutation(rank: x.shape.count)))
+    }
+
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
-        let x = inputs[0]!, y = outputs[0]!
-        let perm = try permutation(rank: x.rank)
-        func run<T>(_: T.Type) {
-            transpose(x.bytes.assumingMemoryBound(to: T.self), y.bytes.assumingMemoryBound(to: T.self),
-                      inputShape: x.shape, perm: perm)
-        }
-        switch x.dtype.size {
-        case 1: run(UInt8.self)
-        case 2: run(UInt16.self)
-        case 4: run(UInt32.self)
-        default: run(UInt64.self)
-        }
+        let x = inputs[0]!
+        transpose(x, outputs[0]!, TransposeLayout(inputShape: x.shape, perm: try permutation(rank: x.rank)))
     }
 }
 
-/// Writes the transpose of a row-major `x` of `inputShape` into `y`, walking the output in order.
-func transpose<T>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, inputShape: [Int], perm: [Int]) {
-    let rank = perm.count
-    let outShape = perm.map { inputShape[$0] }
+/// Transpose with its layout worked out for the plan's input shape.
+final class PlannedTransposeKernel: Kernel {
+    /// Output shape and strides for the plan's input shape.
+    let layout: TransposeLayout
+
+    init(_ layout: TransposeLayout) { self.layout = layout }
+
+    func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
+        let x = try requirePresent(inputs[0], "data")
+        return [TensorType(x.dtype, layout.outShape)]
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws { transpose(inputs[0]!, outputs[0]!, layout) }
+}
+
+/// The output shape of a transpose and, per output axis, the input stride it walks.
+struct TransposeLayout: Sendable {
+    let outShape: [Int]
+    let strides: [Int]
+
+    init(inputShape: [Int], perm: [Int]) {
+        let inStrides = ShapeMath.strides(inputShape)
+        outShape = perm.map { inputShape[$0] }
+        strides = perm.map { inStrides[$0] }
+    }
+}
+
+/// Transposes `x` into `y` by moving elements as an unsigned integer of the dtype's width.
+func transpose(_ x: Tensor, _ y: Tensor, _ layout: TransposeLayout) {
+    func run<T>(_: T.Type) {
+        transpose(x.bytes.assumingMemoryBound(to: T.self), y.bytes.assumingMemoryBound(to: T.self), layout)
+    }
+    switch x.dtype.size {
+    case 1: run(UInt8.self)
+    case 2: run(UInt16.self)
+    case 4: run(UInt32.self)
+    default: run(UInt64.self)
+    }
+}
+
+/// Writes the transpose of a row-major `x` into `y`, walking the output in order.
+func transpose<T>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ layout: TransposeLayout) {
+    let outShape = layout.outShape, strides = layout.strides
+    let rank = outShape.count
     let n = outShape.reduce(1, *)
     if n == 0 { return }
     if rank == 0 { y[0] = x[0]; return }
-    let inStrides = ShapeMath.strides(inputShape)
-    let strides = perm.map { inStrides[$0] }
     let inner = outShape[rank - 1], innerStride = strides[rank - 1]
-    var index = [Int](repeating: 0, count: rank)
-    var offIn = 0, offOut = 0
-    while offOut < n {
-        for j in 0..<inner { y[offOut + j] = x[offIn + j * innerStride] }
-        offOut += inner
-        var d = rank - 2
-        while d >= 0 {
-            index[d] += 1
-            offIn += strides[d]
-            if index[d] < outShape[d] { break }
-            offIn -= strides[d] * outShape[d]
-            index[d] = 0
-            d -= 1
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: rank) { index in
+        for d in 0..<rank { index[d] = 0 }
+        var offIn = 0, offOut = 0
+        while offOut < n {
+            for j in 0..<inner { y[offOut + j] = x[offIn + j * innerStride] }
+            offOut += inner
+            var d = rank - 2
+            while d >= 0 {
+                index[d] += 1
+                offIn += strides[d]
+                if index[d] < outShape[d] { break }
+                offIn -= strides[d] * outShape[d]
+                index[d] = 0
+                d -= 1
+            }
+            if d < 0 { break }
         }
-        if d < 0 { break }
     }
 }
 

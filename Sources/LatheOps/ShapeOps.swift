@@ -73,6 +73,8 @@ final class FlattenKernel: Kernel {
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws { copyElements(inputs[0]!, to: outputs[0]!) }
+
+    var outputMemory: OutputMemory { .viewOfInput }
 }
 
 /// Reshape (opset ≥ 5): target shape from a plan-time int64 input; 0 copies the input dim
@@ -130,6 +132,8 @@ final class ReshapeKernel: Kernel {
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws { copyElements(inputs[0]!, to: outputs[0]!) }
+
+    var outputMemory: OutputMemory { .viewOfInput }
 }
 
 /// Squeeze: removes the given size-1 axes, or every size-1 axis when none are given (an empty list counts
@@ -165,6 +169,8 @@ final class SqueezeKernel: Kernel {
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws { copyElements(inputs[0]!, to: outputs[0]!) }
+
+    var outputMemory: OutputMemory { .viewOfInput }
 }
 
 /// Unsqueeze: inserts size-1 axes at the given positions of the output.
@@ -199,6 +205,8 @@ final class UnsqueezeKernel: Kernel {
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws { copyElements(inputs[0]!, to: outputs[0]!) }
+
+    var outputMemory: OutputMemory { .viewOfInput }
 }
 
 /// Identity: `Y = X`.
@@ -208,6 +216,8 @@ final class IdentityKernel: Kernel {
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws { copyElements(inputs[0]!, to: outputs[0]!) }
+
+    var outputMemory: OutputMemory { .viewOfInput }
 }
 
 /// Dropout at inference (opset ≥ 10): `Y = X`, optional mask all true. From opset 12 the optional `ratio` and
@@ -225,7 +235,13 @@ final class DropoutKernel: Kernel {
         }
         label = c.label
         hasMaskSlot = c.outputPresent.count == 2
+        viewsInput = !c.outputPresent.dropFirst().contains(true) && !(c.inputPresent.count > 2 && c.inputPresent[2])
     }
+
+    /// Without a wired mask or training_mode input, Y is X itself.
+    let viewsInput: Bool
+
+    var outputMemory: OutputMemory { viewsInput ? .viewOfInput : .none }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
         let x = try requirePresent(inputs[0], "data")

@@ -55,6 +55,10 @@ struct FeedOptions: ParsableArguments {
     @Argument(help: "Path to an ONNX model.") var model: String
     @Option(help: "Size given to symbolic dimensions (the batch).") var batch = 1
     @Option(help: "Seed for the random inputs.") var seed: UInt64 = 1
+    @Option(help: "Threads a run may use (1: deterministic, on the calling thread).") var threads = 1
+
+    /// Session options from the command line.
+    var sessionOptions: SessionOptions { SessionOptions(threads: max(1, threads)) }
 }
 
 /// Runs a model once on random inputs and prints output statistics.
@@ -64,7 +68,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let m = try loadModel(options.model)
-        let session = Session(model: m)
+        let session = Session(model: m, options: options.sessionOptions)
         for (name, t) in try randomFeeds(m, batch: options.batch, seed: options.seed) { try session.setInput(name, t) }
         try session.run()
         for info in m.outputs {
@@ -92,7 +96,7 @@ struct Bench: ParsableCommand {
         let loadStart = now()
         let m = try loadModel(options.model)
         let loadTime = now() - loadStart
-        let session = Session(model: m)
+        let session = Session(model: m, options: options.sessionOptions)
         for (name, t) in try randomFeeds(m, batch: options.batch, seed: options.seed) { try session.setInput(name, t) }
         for _ in 0..<max(warmup, 1) { try session.run() }
         var times: [Double] = []

@@ -157,6 +157,12 @@ def _declare(lib):
                      ctypes.POINTER(ctypes.POINTER(ctypes.c_int64)), c_size_p]),
         "lathe_session_copy_output": (status, [handle, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]),
         "lathe_session_get_output_dlpack": (status, [handle, ctypes.c_char_p, handle_p]),
+        "lathe_session_options_create": (status, [handle_p]),
+        "lathe_session_options_free": (None, [handle]),
+        "lathe_session_options_set_threads": (status, [handle, ctypes.c_int32]),
+        "lathe_session_options_set_optimize": (status, [handle, ctypes.c_int32]),
+        "lathe_session_create_with_options": (status, [handle, handle, handle_p]),
+        "lathe_session_arena_bytes": (status, [handle, c_size_p]),
     }
     missing = [name for name in signatures if not hasattr(lib, name)]
     if missing:

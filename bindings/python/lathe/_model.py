@@ -94,9 +94,11 @@ class Model:
     bytearray or memoryview). Calls to `predict` are serialized by a lock, so a Model may be
     shared between threads; use one Model per thread to run in parallel. Free the native
     resources with `close()` or a `with` block (garbage collection also frees them).
+    `threads` (default 1) is how many threads one `predict` may use: 1 is deterministic and
+    jitter-free; more split each batch between a persistent pool of sleeping worker threads.
     """
 
-    def __init__(self, source):
+    def __init__(self, source, *, threads=1):
         self._model = None
         self._session = None
         self._lock = threading.Lock()
@@ -114,9 +116,15 @@ class Model:
             self.inputs = _describe(self._model, "input")
             #: Declared outputs, in model order: a list of TensorInfo.
             self.outputs = _describe(self._model, "output")
-            session = ctypes.c_void_p()
-            check(lib.lathe_session_create(self._model, ctypes.byref(session)))
-            self._session = session.value
+            options = ctypes.c_void_p()
+            check(lib.lathe_session_options_create(ctypes.byref(options)))
+            try:
+                check(lib.lathe_session_options_set_threads(options, threads))
+                session = ctypes.c_void_p()
+                check(lib.lathe_session_create_with_options(self._model, options, ctypes.byref(session)))
+                self._session = session.value
+            finally:
+                lib.lathe_session_options_free(options)
         except BaseException:
             self.close()
             raise
