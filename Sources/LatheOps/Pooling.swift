@@ -223,6 +223,7 @@ final class PoolKernel: Kernel {
         let (kh, kw) = (g.kernel[0], g.kernel[1]), (sh, sw) = (g.strides[0], g.strides[1])
         let (ph, pw) = (g.padsBegin[0], g.padsBegin[1])
         let (limitH, limitW) = (ih + g.padsEnd[0], iw + g.padsEnd[1])
+        let isMax = mode == .max
         for oy in 0..<oh {
             let top = oy * sh - ph
             let y0 = max(top, 0), y1 = min(top + kh, ih)
@@ -230,23 +231,29 @@ final class PoolKernel: Kernel {
             for ox in 0..<ow {
                 let left = ox * sw - pw
                 let x0 = max(left, 0), x1 = min(left + kw, iw)
-                switch mode {
-                case .max:
+                if isMax {
                     var best = -Float.greatestFiniteMagnitude
                     var seen = false
-                    for r in y0..<max(y0, y1) {
+                    var r = y0
+                    while r < y1 {
                         let row = x + r * iw
-                        for c in x0..<max(x0, x1) {
+                        var c = x0
+                        while c < x1 {
                             let v = row[c]
                             if !seen || v > best { best = v; seen = true }
+                            c += 1
                         }
+                        r += 1
                     }
                     y[oy * ow + ox] = best
-                case .average:
+                } else {
                     var sum: Float = 0
-                    for r in y0..<max(y0, y1) {
+                    var r = y0
+                    while r < y1 {
                         let row = x + r * iw
-                        for c in x0..<max(x0, x1) { sum += row[c] }
+                        var c = x0
+                        while c < x1 { sum += row[c]; c += 1 }
+                        r += 1
                     }
                     let count = countIncludePad ? rowsPadded * (min(left + kw, limitW) - left)
                                                 : max(0, y1 - y0) * max(0, x1 - x0)
