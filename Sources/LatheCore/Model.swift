@@ -44,43 +44,8 @@ public final class Model: Sendable {
         }
         for name in graph.initializers.keys.sorted() { defined.insert(name); _ = id(name) }
 
-        // Kahn's algorithm over value availability, keeping the file's order among ready nodes.
-        var producers: [String: Int] = [:]
-        for (n, node) in graph.nodes.enumerated() {
-            for out in node.outputs where !out.isEmpty {
-                if defined.contains(out) || producers[out] != nil {
-                    throw LatheError(.parseError, "value '\(out)' is produced twice (at node '\(node.name)')")
-                }
-                producers[out] = n
-            }
-        }
-        var waiting = [Int](repeating: 0, count: graph.nodes.count)
-        var consumers: [String: [Int]] = [:]
-        for (n, node) in graph.nodes.enumerated() {
-            for input in Set(node.inputs) where !input.isEmpty && !defined.contains(input) {
-                guard producers[input] != nil else {
-                    throw LatheError(.parseError, "node '\(node.name)' (\(node.opType)) uses undefined value '\(input)'")
-                }
-                waiting[n] += 1
-                consumers[input, default: []].append(n)
-            }
-        }
-        var ready = (0..<graph.nodes.count).filter { waiting[$0] == 0 }
-        var order: [Int] = []
-        while !ready.isEmpty {
-            let n = ready.removeFirst()
-            order.append(n)
-            for out in graph.nodes[n].outputs where !out.isEmpty {
-                for c in consumers[out] ?? [] {
-                    waiting[c] -= 1
-                    if waiting[c] == 0 { ready.append(c) }
-                }
-            }
-        }
-        guard order.count == graph.nodes.count else {
-            let stuck = graph.nodes.indices.first { waiting[$0] > 0 }.map { graph.nodes[$0].name } ?? "?"
-            throw LatheError(.parseError, "graph has a cycle (at node '\(stuck)')")
-        }
+        let order = try graph.topologicalOrder()
+        let produced = Set(graph.nodes.flatMap(\.outputs))
 
         var steps: [Step] = []
         for n in order {
@@ -101,7 +66,7 @@ public final class Model: Sendable {
                               outputs: node.outputs.map { $0.isEmpty ? nil : id($0) }))
         }
         for output in graph.outputs {
-            guard defined.contains(output.name) || producers[output.name] != nil else {
+            guard defined.contains(output.name) || produced.contains(output.name) else {
                 throw LatheError(.parseError, "graph output '\(output.name)' is never produced")
             }
             _ = id(output.name)

@@ -60,7 +60,7 @@ public final class GradientEngine {
         }
         for input in graph.inputs { _ = id(input.name) }
         for name in graph.initializers.keys.sorted() { _ = id(name) }
-        let order = try topologicalOrder(graph)
+        let order = try graph.topologicalOrder()
         for n in order { for out in graph.nodes[n].outputs where !out.isEmpty { _ = id(out) } }
         var requires = [Bool](repeating: false, count: names.count)
         for name in differentiable {
@@ -233,52 +233,6 @@ public final class GradientEngine {
         error.message.contains("'\(step.node.name)'") ? error
             : LatheError(error.status, "\(step.node.opType) node '\(step.node.name)': \(error.message)")
     }
-}
-
-/// Node indices in an order where every value is produced before it is read (Kahn's algorithm,
-/// keeping the graph's order among ready nodes).
-/// - Throws: `.parseError` for an undefined value, a value produced twice, or a cycle.
-func topologicalOrder(_ graph: Graph) throws -> [Int] {
-    var defined = Set(graph.inputs.map(\.name)).union(graph.initializers.keys)
-    var producers: [String: Int] = [:]
-    for (n, node) in graph.nodes.enumerated() {
-        for out in node.outputs where !out.isEmpty {
-            if defined.contains(out) || producers[out] != nil {
-                throw LatheError(.parseError, "value '\(out)' is produced twice (at node '\(node.name)')")
-            }
-            producers[out] = n
-        }
-    }
-    var waiting = [Int](repeating: 0, count: graph.nodes.count)
-    var consumers: [String: [Int]] = [:]
-    for (n, node) in graph.nodes.enumerated() {
-        for input in Set(node.inputs) where !input.isEmpty && !defined.contains(input) {
-            guard producers[input] != nil else {
-                throw LatheError(.parseError, "node '\(node.name)' (\(node.opType)) uses undefined value '\(input)'")
-            }
-            waiting[n] += 1
-            consumers[input, default: []].append(n)
-        }
-    }
-    var ready = (0..<graph.nodes.count).filter { waiting[$0] == 0 }
-    var order: [Int] = []
-    var head = 0
-    while head < ready.count {
-        let n = ready[head]
-        head += 1
-        order.append(n)
-        for out in graph.nodes[n].outputs where !out.isEmpty {
-            defined.insert(out)
-            for c in consumers[out] ?? [] {
-                waiting[c] -= 1
-                if waiting[c] == 0 { ready.append(c) }
-            }
-        }
-    }
-    guard order.count == graph.nodes.count else {
-        throw LatheError(.parseError, "graph has a cycle")
-    }
-    return order
 }
 
 /// `a[i] += b[i]` for `count` elements.
