@@ -30,14 +30,6 @@ final class RNNKernel: RecurrentKernel {
         RNNKernel(self, try config.geometry(inputs, cellState: false))
     }
 
-    func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
-        let g = try config.geometry(inputs, cellState: false)
-        if RecurrentConfig.sequenceLensSlot < constants.count, let lengths = constants[RecurrentConfig.sequenceLensSlot] {
-            try config.checkSequenceLengths(lengths, g)
-        }
-        return config.outputTypes(g)
-    }
-
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws {
         func slot(_ list: [Tensor?], _ i: Int) -> Tensor? { i < list.count ? list[i] : nil }
         let lengths = scratch.lengths

@@ -282,6 +282,15 @@ protocol RecurrentKernel: Kernel {
 }
 
 extension RecurrentKernel {
+    /// Output types from the input shapes; constant `sequence_lens` are range-checked at plan time.
+    func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
+        let g = try config.geometry(inputs, cellState: cellState)
+        if RecurrentConfig.sequenceLensSlot < constants.count, let lengths = constants[RecurrentConfig.sequenceLensSlot] {
+            try config.checkSequenceLengths(lengths, g)
+        }
+        return config.outputTypes(g)
+    }
+
     func workspaceSize(for inputs: [TensorType?]) -> Int {
         guard let g = planned ?? (try? config.geometry(inputs, cellState: cellState)) else { return 0 }
         return RecurrentScratch.byteCount(g, gates: config.gates) ?? Int.max
@@ -330,14 +339,6 @@ final class LSTMKernel: RecurrentKernel {
 
     func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
         LSTMKernel(self, try config.geometry(inputs, cellState: true))
-    }
-
-    func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
-        let g = try config.geometry(inputs, cellState: true)
-        if RecurrentConfig.sequenceLensSlot < constants.count, let lengths = constants[RecurrentConfig.sequenceLensSlot] {
-            try config.checkSequenceLengths(lengths, g)
-        }
-        return config.outputTypes(g)
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws {
@@ -432,14 +433,6 @@ final class GRUKernel: RecurrentKernel {
 
     func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
         GRUKernel(self, try config.geometry(inputs, cellState: false))
-    }
-
-    func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
-        let g = try config.geometry(inputs, cellState: false)
-        if RecurrentConfig.sequenceLensSlot < constants.count, let lengths = constants[RecurrentConfig.sequenceLensSlot] {
-            try config.checkSequenceLengths(lengths, g)
-        }
-        return config.outputTypes(g)
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws {
