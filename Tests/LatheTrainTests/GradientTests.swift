@@ -84,6 +84,7 @@ import LatheCore
             ([1, 2, 6, 5], [2, 2, 2, 3], ["strides": .ints([2, 1]), "pads": .ints([1, 0, 0, 2])]),
             ([1, 4, 7, 7], [4, 2, 3, 2], ["dilations": .ints([2, 1]), "group": .int(2), "pads": .ints([1, 1, 1, 1])]),
             ([1, 3, 5, 5], [3, 1, 3, 3], ["group": .int(3), "auto_pad": .string("SAME_UPPER"), "strides": .ints([2, 2])]),
+            ([1, 2, 6, 9], [2, 2, 2, 3], ["strides": .ints([1, 3]), "dilations": .ints([1, 2]), "pads": .ints([2, 0, 0, 3])]),
         ]
         for c in cases {
             try checkOp("Conv", [("X", try randomTensor(c.x, &rng)), ("W", try randomTensor(c.w, &rng)),

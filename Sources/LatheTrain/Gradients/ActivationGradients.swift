@@ -26,7 +26,7 @@ final class ActivationGradient: GradientKernel {
         let dy = try floatTensor(p.outputGradients, 0, "dY").floats, dx = dxTensor.floats
         let n = dxTensor.count
         switch kind {
-        case .relu: for i in 0..<n where x[i] > 0 { dx[i] += dy[i] }
+        case .relu: for i in 0..<n { dx[i] += x[i] > 0 ? dy[i] : 0 }
         case .leakyRelu(let alpha): for i in 0..<n { dx[i] += x[i] >= 0 ? dy[i] : alpha * dy[i] }
         case .sigmoid: for i in 0..<n { dx[i] += dy[i] * y[i] * (1 - y[i]) }
         case .tanh: for i in 0..<n { dx[i] += dy[i] * (1 - y[i] * y[i]) }

@@ -67,6 +67,7 @@ final class ConvGradient: GradientKernel {
 /// The adjoint of im2col: adds each entry of `col[channels·K × outputCount]` into the input position it
 /// was read from (entries read from padding are dropped).
 func col2im(_ col: UnsafePointer<Float>, channels: Int, _ g: WindowGeometry, into x: UnsafeMutablePointer<Float>) {
+    if g.input.count == 2 { return col2im2D(col, channels: channels, g, into: x) }
     let r = g.input.count, outCount = g.outputCount, kernelCount = g.kernelCount
     let inStrides = ShapeMath.strides(g.input)
     var tap = [Int](repeating: 0, count: r), position = [Int](repeating: 0, count: r)
@@ -96,4 +97,44 @@ func col2im(_ col: UnsafePointer<Float>, channels: Int, _ g: WindowGeometry, int
             src += outCount
         }
     }
+}
+
+/// `col2im` for two spatial axes: per kernel tap, the output rows and columns whose input position lies
+/// inside the image are computed once, so the inner loop is a plain strided add without bounds tests.
+func col2im2D(_ col: UnsafePointer<Float>, channels: Int, _ g: WindowGeometry, into x: UnsafeMutablePointer<Float>) {
+    let height = g.input[0], width = g.input[1], outHeight = g.output[0], outWidth = g.output[1]
+    let strideH = g.strides[0], strideW = g.strides[1]
+    var src = col
+    for ch in 0..<channels {
+        let plane = x + ch * height * width
+        for kh in 0..<g.kernel[0] {
+            let offsetH = kh * g.dilations[0] - g.padsBegin[0]
+            let (firstRow, endRow) = insideRange(offset: offsetH, stride: strideH, size: height, count: outHeight)
+            for kw in 0..<g.kernel[1] {
+                let offsetW = kw * g.dilations[1] - g.padsBegin[1]
+                let (firstColumn, endColumn) = insideRange(offset: offsetW, stride: strideW, size: width, count: outWidth)
+                if firstColumn < endColumn {
+                    for oh in firstRow..<endRow {
+                        let row = plane + (oh * strideH + offsetH) * width + offsetW
+                        let source = src + oh * outWidth
+                        if strideW == 1 {
+                            for ow in firstColumn..<endColumn { row[ow] += source[ow] }
+                        } else {
+                            for ow in firstColumn..<endColumn { row[ow * strideW] += source[ow] }
+                        }
+                    }
+                }
+                src += outHeight * outWidth
+            }
+        }
+    }
+}
+
+/// The output indices `o` in `0..<count` with `o·stride + offset` inside `0..<size`, as a half-open range.
+@inline(__always)
+private func insideRange(offset: Int, stride: Int, size: Int, count: Int) -> (Int, Int) {
+    // first: smallest o with o·stride + offset ≥ 0; end: smallest o with o·stride + offset ≥ size.
+    let first = offset >= 0 ? 0 : (-offset + stride - 1) / stride
+    let end = size - offset <= 0 ? 0 : (size - offset + stride - 1) / stride
+    return (min(first, count), min(max(end, first), count))
 }
