@@ -163,10 +163,8 @@ def read_tensor(path):
     return tensor.name, numpy_helper.to_array(tensor)
 
 
-def run_node_test(test):
-    """Runs one node test through lathe and compares every output like onnx's runner."""
-    import lathe
-
+def node_test_data(test):
+    """The test's model, its feeds (input name -> array), output names and expected outputs."""
     model = load_model(test)
     initializer_names = {t.name for t in model.graph.initializer}
     input_names = [v.name for v in model.graph.input if v.name not in initializer_names]
@@ -179,18 +177,35 @@ def run_node_test(test):
             stored_name, array = read_tensor(path)
             feeds[stored_name or name] = array
     expected = [read_tensor(data_dir / f"output_{i}.pb")[1] for i in range(len(output_names))]
-    result = lathe.Model(model.SerializeToString()).predict(feeds)
-    if not isinstance(result, dict):
-        result = {output_names[0]: result}
+    return model, feeds, output_names, expected
+
+
+def assert_outputs_match(actual_by_name, output_names, expected, who="lathe"):
+    """Compares outputs (name -> array) with the references as onnx's runner does."""
     for name, reference in zip(output_names, expected):
-        assert name in result, f"lathe returned no output {name!r}"
-        actual = np.asarray(result[name])
-        assert actual.dtype == reference.dtype, f"{name}: dtype {actual.dtype}, expected {reference.dtype}"
-        assert actual.shape == reference.shape, f"{name}: shape {actual.shape}, expected {reference.shape}"
+        assert name in actual_by_name, f"{who} returned no output {name!r}"
+        actual = np.asarray(actual_by_name[name])
+        assert actual.dtype == reference.dtype, f"{who} {name}: dtype {actual.dtype}, expected {reference.dtype}"
+        assert actual.shape == reference.shape, f"{who} {name}: shape {actual.shape}, expected {reference.shape}"
         if reference.dtype.kind in "fc":
-            np.testing.assert_allclose(actual, reference, rtol=RTOL, atol=ATOL, err_msg=name)
+            np.testing.assert_allclose(actual, reference, rtol=RTOL, atol=ATOL, err_msg=f"{who} {name}")
         else:
-            np.testing.assert_array_equal(actual, reference, err_msg=name)
+            np.testing.assert_array_equal(actual, reference, err_msg=f"{who} {name}")
+
+
+def predict_all(lathe_model, feeds, output_names):
+    """Runs a lathe.Model; the outputs as a dict name -> array."""
+    result = lathe_model.predict(feeds)
+    return result if isinstance(result, dict) else {output_names[0]: result}
+
+
+def run_node_test(test):
+    """Runs one node test through lathe and compares every output like onnx's runner."""
+    import lathe
+
+    model, feeds, output_names, expected = node_test_data(test)
+    with lathe.Model(model.SerializeToString()) as lathe_model:
+        assert_outputs_match(predict_all(lathe_model, feeds, output_names), output_names, expected)
 
 
 def assert_still_refused(test):
