@@ -312,3 +312,23 @@ def test_save_and_to_onnx_errors(tmp_path):
         with pytest.raises(lathe.LatheError) as error:
             call()
         assert error.value.status == lathe.LATHE_ERROR_INVALID_STATE
+
+
+def test_cli_export_writes_a_valid_model(tmp_path):
+    """`lathe-cli export IN OUT` (built beside the library) writes the same bytes as Model.to_onnx."""
+    import pathlib
+    import subprocess
+
+    from lathe._native import library_path
+
+    cli = pathlib.Path(library_path).parent / "lathe-cli"
+    if not cli.exists():
+        pytest.skip(f"no lathe-cli beside {library_path} (swift build --product lathe-cli)")
+    source = node_suite.NODE_DIR / "test_conv_with_strides_padding" / "model.onnx"
+    target = tmp_path / "exported.onnx"
+    subprocess.run([cli, "export", source, target], check=True, capture_output=True, timeout=60)
+    onnx.checker.check_model(onnx.load(str(target)))
+    assert target.read_bytes() == export(source.read_bytes())
+    failed = subprocess.run([cli, "export", source, tmp_path / "missing" / "x.onnx"], capture_output=True, text=True,
+                            timeout=60)
+    assert failed.returncode != 0 and "missing/x.onnx" in failed.stderr
