@@ -125,6 +125,23 @@ lathe_status lathe_model_load_memory(const void *data, size_t size, lathe_model 
 /** Frees a model. Sessions created from it keep what they need and stay usable. NULL is a no-op. */
 void lathe_model_free(lathe_model *model);
 
+/**
+ * The model's graph as loaded (not the optimised plan) serialized as ONNX bytes: nodes, domains,
+ * attributes, initializers and opset imports are kept; float16/bfloat16 tensors, widened at load,
+ * come back as float32.
+ * @param out_data receives a new buffer owned by the caller; free it with lathe_buffer_free.
+ * @param out_size receives its size in bytes.
+ * @return LATHE_ERROR_INVALID_ARGUMENT for a NULL argument.
+ */
+lathe_status lathe_model_export_onnx(const lathe_model *model, void **out_data, size_t *out_size);
+
+/**
+ * Writes the model as ONNX (as lathe_model_export_onnx) to the file at `path`, replacing it.
+ * @param path NUL-terminated path; borrowed for the call only.
+ * @return LATHE_ERROR_IO, naming the path and the reason, when the file cannot be written.
+ */
+lathe_status lathe_model_save_onnx(const lathe_model *model, const char *path);
+
 /** Number of inputs the caller feeds (weights excluded). */
 lathe_status lathe_model_input_count(const lathe_model *model, size_t *out_count);
 

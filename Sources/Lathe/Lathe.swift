@@ -19,6 +19,20 @@ extension Model {
     public convenience init(onnx bytes: [UInt8], baseDirectory: String? = nil, registry: OpRegistry = defaultRegistry) throws {
         try self.init(graph: ONNXImporter.graph(from: bytes, baseDirectory: baseDirectory), registry: registry)
     }
+
+    /// The model's graph as imported (not the optimised plan), serialized as ONNX model bytes: nodes,
+    /// domains, attributes, initializers and opset imports are kept; half-precision tensors, widened
+    /// at load, come back as float32.
+    /// - Throws: `.invalidArgument` for a value ONNX cannot hold; `.internal` if serialization fails.
+    public func onnxBytes() throws -> [UInt8] {
+        try ONNXExporter.modelBytes(graph, forInference: false)
+    }
+
+    /// Writes `onnxBytes()` to the file at `path`, replacing it.
+    /// - Throws: `.io` when the file cannot be written; otherwise as `onnxBytes()`.
+    public func save(_ path: String) throws {
+        try ONNXExporter.write(onnxBytes(), to: path)
+    }
 }
 
 /// The process-wide op table (`OpRegistry.shared`) with the built-in ops registered: what models

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CLathe
 import Lathe
 
@@ -19,6 +22,28 @@ public func lathe_model_load_memory(_ data: UnsafeRawPointer!, _ size: Int, _ ou
         let bytes = Array(UnsafeRawBufferPointer(start: data, count: size))
         let model = try Model(onnx: bytes)
         out.pointee = OpaquePointer(Unmanaged.passRetained(ModelHandle(model)).toOpaque())
+    }
+}
+
+@c @implementation
+public func lathe_model_export_onnx(_ model: OpaquePointer!, _ out_data: UnsafeMutablePointer<UnsafeMutableRawPointer?>!,
+                                    _ out_size: UnsafeMutablePointer<Int>!) -> lathe_status {
+    wrap {
+        let handle = try ModelHandle.from(model)
+        let outData = try required(out_data, "out_data"), outSize = try required(out_size, "out_size")
+        let bytes = try handle.model.onnxBytes()
+        guard let buffer = malloc(max(bytes.count, 1)) else { throw LatheError(.outOfMemory, "cannot allocate \(bytes.count) bytes") }
+        buffer.copyMemory(from: bytes, byteCount: bytes.count)
+        outData.pointee = buffer
+        outSize.pointee = bytes.count
+    }
+}
+
+@c @implementation
+public func lathe_model_save_onnx(_ model: OpaquePointer!, _ path: UnsafePointer<CChar>!) -> lathe_status {
+    wrap {
+        let handle = try ModelHandle.from(model)
+        try handle.model.save(try string(path, "path"))
     }
 }
 

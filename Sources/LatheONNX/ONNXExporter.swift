@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -43,8 +46,7 @@ public enum ONNXExporter {
     public static func modelBytes(_ graph: Graph, forInference: Bool = true, producer: String = "lathe") throws -> [UInt8] {
         let g = forInference ? inferenceGraph(graph) : graph
         var model = Onnx_ModelProto()
-        let defaultOpset = g.opsets[""] ?? 17
-        model.irVersion = irVersion(forOpset: defaultOpset)
+        model.irVersion = irVersion(forOpsets: g.opsets)
         model.producerName = producer
         model.opsetImport = g.opsets.keys.sorted().map { domain in
             var o = Onnx_OperatorSetIdProto()
@@ -73,9 +75,10 @@ public enum ONNXExporter {
         }
     }
 
-    /// The ONNX IR version that introduced a default-domain opset (onnx's `VERSION_TABLE`).
-    static func irVersion(forOpset opset: Int) -> Int64 {
-        switch opset {
+    /// The lowest ONNX IR version that can carry every imported opset (onnx's `VERSION_TABLE`), and
+    /// at least 4, the first version that lets initializers stay out of the graph inputs.
+    static func irVersion(forOpsets opsets: [String: Int]) -> Int64 {
+        let defaultDomain: Int64 = switch opsets[""] ?? 1 {
         case ...8: 4
         case 9: 4
         case 10: 5
@@ -83,7 +86,31 @@ public enum ONNXExporter {
         case 12...14: 7
         case 15...18: 8
         case 19...20: 9
+        case 21...22: 10
+        case 23: 11
+        case 24: 12
+        default: 13
+        }
+        let ml: Int64 = switch opsets["ai.onnx.ml"] ?? 1 {
+        case ...1: 4
+        case 2: 6
+        case 3: 8
+        case 4: 9
         default: 10
+        }
+        return max(defaultDomain, ml)
+    }
+
+    /// Writes `bytes` to the file at `path`, replacing it.
+    /// - Throws: `.io` naming the path and the system's reason when it cannot be opened or written.
+    public static func write(_ bytes: [UInt8], to path: String) throws {
+        guard let file = fopen(path, "wb") else {
+            throw LatheError(.io, "cannot open '\(path)' for writing: \(String(cString: strerror(errno)))")
+        }
+        let written = fwrite(bytes, 1, bytes.count, file)
+        let closed = fclose(file)
+        guard written == bytes.count, closed == 0 else {
+            throw LatheError(.io, "cannot write \(bytes.count) bytes to '\(path)': \(String(cString: strerror(errno)))")
         }
     }
 

@@ -262,17 +262,20 @@ final class TileKernel: Kernel {
     }
 }
 
-/// Range: `start, start + delta, ...` up to but excluding `limit` (float32, int64 or int32 scalars).
-/// The output length depends on the values, so they must be known at plan time.
+/// Range: `start, start + delta, ...` up to but excluding `limit` (float32, float64, int64 or int32 scalars).
+/// The output length depends on the values, so they must be constants or graph inputs (on whose fed
+/// values the plan is specialised); values computed inside the graph are refused.
 final class RangeKernel: Kernel {
     /// Number of elements: `max(ceil((limit - start) / delta), 0)`.
     static func count(_ values: [Tensor], dtype: DType) throws -> Int {
-        if dtype == .float32 {
+        if dtype == .float32 || dtype == .float64 {
             // In double precision, as ONNX Runtime counts.
-            let start = Double(values[0].floats[0]), limit = Double(values[1].floats[0]), delta = Double(values[2].floats[0])
+            let start = values[0].doubleValue, limit = values[1].doubleValue, delta = values[2].doubleValue
             guard delta != 0 else { throw LatheError.invalid("delta must not be 0") }
             let n = ((limit - start) / delta).rounded(.up)
-            guard n.isFinite else { throw LatheError.invalid("range from \(start) to \(limit) by \(delta) is not finite") }
+            guard n.isFinite, n < 0x1p53 else {
+                throw LatheError.invalid("range from \(start) to \(limit) by \(delta) does not have a finite length")
+            }
             return max(Int(n), 0)
         }
         let start = values[0].intArray()[0], limit = values[1].intArray()[0], delta = values[2].intArray()[0]
@@ -282,14 +285,17 @@ final class RangeKernel: Kernel {
         return max(n, 0)
     }
 
+    /// The output length depends on all three values: graph inputs fed to them are specialised on.
+    var valueDependentInputs: Set<Int> { [0, 1, 2] }
+
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
-        let start = try require(inputs[0], "start", .float32, .int64, .int32)
+        let start = try require(inputs[0], "start", .float32, .float64, .int64, .int32)
         for (i, name) in ["start", "limit", "delta"].enumerated() {
             let t = try require(inputs[i], name, start.dtype)
             guard t.count == 1, t.shape.count <= 1 else { throw LatheError.shape("\(name) must be a scalar, got shape \(t.shape)") }
         }
         guard let s = constants[0], let l = constants[1], let d = constants[2] else {
-            throw LatheError(.unsupportedOp, "start, limit and delta must be known when the model is planned (the output length depends on them)")
+            throw LatheError(.unsupportedOp, "start, limit and delta must be known when the model is planned (the output length depends on them; computed values are not)")
         }
         return [TensorType(start.dtype, [try Self.count([s, l, d], dtype: start.dtype)])]
     }
@@ -300,6 +306,10 @@ final class RangeKernel: Kernel {
         case .float32:
             let start = inputs[0]!.floats[0], delta = inputs[2]!.floats[0], p = y.floats
             for i in 0..<y.count { p[i] = start + Float(i) * delta }
+        case .float64:
+            let start = inputs[0]!.doubleValue, delta = inputs[2]!.doubleValue
+            let p = y.bytes.assumingMemoryBound(to: Double.self)
+            for i in 0..<y.count { p[i] = start + Double(i) * delta }
         case .int64:
             let start = inputs[0]!.int64s[0], delta = inputs[2]!.int64s[0], p = y.int64s
             for i in 0..<y.count { p[i] = start &+ Int64(i) &* delta }
@@ -308,6 +318,13 @@ final class RangeKernel: Kernel {
             let p = y.bytes.assumingMemoryBound(to: Int32.self)
             for i in 0..<y.count { p[i] = start &+ Int32(truncatingIfNeeded: i) &* delta }
         }
+    }
+}
+
+private extension Tensor {
+    /// The first element of a float32 or float64 tensor, as a Double.
+    var doubleValue: Double {
+        dtype == .float64 ? bytes.assumingMemoryBound(to: Double.self)[0] : Double(floats[0])
     }
 }
 

@@ -1,6 +1,6 @@
 import LatheCore
 
-/// Binary arithmetic with numpy broadcasting: Add, Sub, Mul, Div (float32, int64, int32).
+/// Binary arithmetic with numpy broadcasting: Add, Sub, Mul, Div (float32, float64, int64, int32, int8, uint8).
 enum ElementwiseOps {
     static func register(into registry: OpRegistry) throws {
         try registry.add("Add") { try BinaryKernel($0, .add) }
@@ -23,13 +23,24 @@ enum BinaryOperator: Sendable {
         }
     }
 
-    /// Integer form; division truncates toward zero like ONNX Runtime, and x/0 is 0 rather than a trap.
+    /// Form for the other floating-point types (float64).
+    @inline(__always) func apply<T: FloatingPoint>(_ a: T, _ b: T) -> T {
+        switch self {
+        case .add: a + b
+        case .sub: a - b
+        case .mul: a * b
+        case .div: a / b
+        }
+    }
+
+    /// Integer form: wrapping like ONNX Runtime; division truncates toward zero, and x/0 is 0 rather than
+    /// a trap (as is `min / -1`, which wraps to `min`).
     @inline(__always) func apply<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
         switch self {
         case .add: a &+ b
         case .sub: a &- b
         case .mul: a &* b
-        case .div: b == 0 ? 0 : (b == -1 ? 0 &- a : a / b)
+        case .div: b == 0 ? 0 : (T.isSigned && b == 0 &- 1 ? 0 &- a : a / b)
         }
     }
 }
@@ -58,8 +69,8 @@ final class BinaryKernel: Kernel {
     }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
-        let a = try require(inputs[0], "A", .float32, .int64, .int32)
-        let b = try require(inputs[1], "B", .float32, .int64, .int32)
+        let a = try require(inputs[0], "A", .float32, .float64, .int64, .int32, .int8, .uint8)
+        let b = try require(inputs[1], "B", .float32, .float64, .int64, .int32, .int8, .uint8)
         guard a.dtype == b.dtype else { throw LatheError.dtype("inputs have different dtypes \(a.dtype) and \(b.dtype)") }
         return [TensorType(a.dtype, try ShapeMath.broadcast(a.shape, b.shape))]
     }
@@ -84,7 +95,10 @@ final class BinaryKernel: Kernel {
             broadcastApply(a, b, c, as: Float.self) { x, y in op.apply(x, y) }
             applyActivation(activation, c.floats, count: c.count)
         case .int64: broadcastApply(a, b, c, as: Int64.self) { [op] x, y in op.apply(x, y) }
+        case .float64: broadcastApply(a, b, c, as: Double.self) { [op] x, y in op.apply(x, y) }
         case .int32: broadcastApply(a, b, c, as: Int32.self) { [op] x, y in op.apply(x, y) }
+        case .int8: broadcastApply(a, b, c, as: Int8.self) { [op] x, y in op.apply(x, y) }
+        case .uint8: broadcastApply(a, b, c, as: UInt8.self) { [op] x, y in op.apply(x, y) }
         default: throw LatheError.dtype("unsupported dtype \(c.dtype)")
         }
     }

@@ -18,7 +18,7 @@ enum LogicOps {
     }
 }
 
-/// `C = A op B` as bool for float32, int64, int32 or bool operands of one dtype.
+/// `C = A op B` as bool for operands of one dtype (float32, float64, int64, int32, int8, uint8 or bool).
 final class CompareKernel: Kernel {
     enum Comparison: Sendable { case equal, greater, less, greaterOrEqual, lessOrEqual }
     let comparison: Comparison
@@ -26,7 +26,7 @@ final class CompareKernel: Kernel {
     init(_ comparison: Comparison) { self.comparison = comparison }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
-        let a = try require(inputs[0], "A", .float32, .int64, .int32, .bool)
+        let a = try require(inputs[0], "A", .float32, .float64, .int64, .int32, .int8, .uint8, .bool)
         let b = try require(inputs[1], "B", a.dtype)
         return [TensorType(.bool, try ShapeMath.broadcast(a.shape, b.shape))]
     }
@@ -44,8 +44,10 @@ final class CompareKernel: Kernel {
         }
         switch a.dtype {
         case .float32: run(Float.self)
+        case .float64: run(Double.self)
         case .int64: run(Int64.self)
         case .int32: run(Int32.self)
+        case .int8: run(Int8.self)
         default: run(UInt8.self)
         }
     }

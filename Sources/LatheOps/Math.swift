@@ -3,39 +3,43 @@ import Glibc
 #endif
 import LatheCore
 
-/// Elementwise math: float32 maps (Sqrt, Exp, Log, Erf, Gelu, Elu, Mish, ...), Abs/Neg/Sign also for
-/// int64/int32, Pow with mixed base/exponent dtypes, and PRelu with a broadcast slope.
+/// Elementwise math: float32 maps (Sqrt, Exp, Log, Erf, Gelu, Elu, Mish, ...), the plain libm ones and
+/// Abs/Neg/Sign also for float64, Abs/Neg/Sign also for int64/int32, Pow with mixed base/exponent
+/// dtypes, and PRelu with a broadcast slope.
 enum MathOps {
     /// Adds every op of the family to `registry`.
     static func register(into registry: OpRegistry) throws {
-        func unary(_ name: String, since: Int, _ f: @escaping @Sendable (Float) -> Float) throws {
-            try registry.add(name, since: since) { c in try c.expectInputs(1...1); return MapKernel(float: f) }
+        func unary(_ name: String, since: Int, _ f: @escaping @Sendable (Float) -> Float,
+                   double: (@Sendable (Double) -> Double)? = nil) throws {
+            try registry.add(name, since: since) { c in try c.expectInputs(1...1); return MapKernel(float: f, double: double) }
         }
-        try unary("Sqrt", since: 6, sqrtf)
-        try unary("Exp", since: 6, expf)
-        try unary("Log", since: 6, logf)
-        try unary("Reciprocal", since: 6) { 1 / $0 }
-        try unary("Floor", since: 6, floorf)
-        try unary("Ceil", since: 6, ceilf)
-        try unary("Round", since: 11) { $0.rounded(.toNearestOrEven) }
-        try unary("Erf", since: 9, erff)
-        try unary("Sin", since: 7, sinf)
-        try unary("Cos", since: 7, cosf)
+        try unary("Sqrt", since: 6, sqrtf, double: sqrt)
+        try unary("Exp", since: 6, expf, double: exp)
+        try unary("Log", since: 6, logf, double: log)
+        try unary("Reciprocal", since: 6, { 1 / $0 }, double: { 1 / $0 })
+        try unary("Floor", since: 6, floorf, double: floor)
+        try unary("Ceil", since: 6, ceilf, double: ceil)
+        try unary("Round", since: 11, { $0.rounded(.toNearestOrEven) }, double: { $0.rounded(.toNearestOrEven) })
+        try unary("Erf", since: 9, erff, double: erf)
+        try unary("Sin", since: 7, sinf, double: sin)
+        try unary("Cos", since: 7, cosf, double: cos)
         try unary("Softplus", since: 1, softplus)
         try unary("Softsign", since: 1) { $0 / (1 + abs($0)) }
         try unary("HardSwish", since: 14) { $0 * min(max($0 / 6 + 0.5, 0), 1) }
         try unary("Mish", since: 18) { $0 * tanhf(softplus($0)) }
         try registry.add("Abs", since: 6) { c in
             try c.expectInputs(1...1)
-            return MapKernel(float: { abs($0) }, int64: { $0 < 0 ? 0 &- $0 : $0 }, int32: { $0 < 0 ? 0 &- $0 : $0 })
+            return MapKernel(float: { abs($0) }, double: { abs($0) }, int64: { $0 < 0 ? 0 &- $0 : $0 },
+                             int32: { $0 < 0 ? 0 &- $0 : $0 })
         }
         try registry.add("Neg", since: 6) { c in
             try c.expectInputs(1...1)
-            return MapKernel(float: { -$0 }, int64: { 0 &- $0 }, int32: { 0 &- $0 })
+            return MapKernel(float: { -$0 }, double: { -$0 }, int64: { 0 &- $0 }, int32: { 0 &- $0 })
         }
         try registry.add("Sign", since: 9) { c in
             try c.expectInputs(1...1)
-            return MapKernel(float: { $0 > 0 ? 1 : ($0 < 0 ? -1 : $0) }, int64: { $0.signum() }, int32: { $0.signum() })
+            return MapKernel(float: { $0 > 0 ? 1 : ($0 < 0 ? -1 : $0) }, double: { $0 > 0 ? 1 : ($0 < 0 ? -1 : $0) },
+                             int64: { $0.signum() }, int32: { $0.signum() })
         }
         try registry.add("Gelu", since: 20) { c in
             try c.expectInputs(1...1)
@@ -79,43 +83,72 @@ enum MathOps {
     }
 }
 
+/// The floating-point element types with the libm functions generic kernels need. Float and Double
+/// call the matching C function, so a kernel specialised for either runs as if written for it.
+protocol LibmFloat: BinaryFloatingPoint {
+    /// `e^x`.
+    static func libmExp(_ x: Self) -> Self
+    /// The natural logarithm.
+    static func libmLog(_ x: Self) -> Self
+}
+
+extension Float: LibmFloat {
+    @inline(__always) static func libmExp(_ x: Float) -> Float { expf(x) }
+    @inline(__always) static func libmLog(_ x: Float) -> Float { logf(x) }
+}
+
+extension Double: LibmFloat {
+    @inline(__always) static func libmExp(_ x: Double) -> Double { exp(x) }
+    @inline(__always) static func libmLog(_ x: Double) -> Double { log(x) }
+}
+
 /// `log(1 + exp(x))` without overflow for large |x|.
 @inline(__always) func softplus(_ x: Float) -> Float {
     x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x))
 }
 
-/// `y = f(x)` elementwise over float32, and over int64/int32 when the op defines integer forms.
+/// `y = f(x)` elementwise over float32, and over float64, int64 and int32 when the op defines those forms.
 final class MapKernel: Kernel {
     let float: @Sendable (Float) -> Float
+    let double: (@Sendable (Double) -> Double)?
     let int64: (@Sendable (Int64) -> Int64)?
     let int32: (@Sendable (Int32) -> Int32)?
 
-    init(float: @escaping @Sendable (Float) -> Float, int64: (@Sendable (Int64) -> Int64)? = nil,
-         int32: (@Sendable (Int32) -> Int32)? = nil) {
+    init(float: @escaping @Sendable (Float) -> Float, double: (@Sendable (Double) -> Double)? = nil,
+         int64: (@Sendable (Int64) -> Int64)? = nil, int32: (@Sendable (Int32) -> Int32)? = nil) {
         self.float = float
+        self.double = double
         self.int64 = int64
         self.int32 = int32
     }
 
+    /// The element types this map has a form for.
+    var dtypes: [DType] {
+        [.float32] + (double == nil ? [] : [.float64]) + (int64 == nil ? [] : [.int64]) + (int32 == nil ? [] : [.int32])
+    }
+
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
-        let x = int64 == nil ? try require(inputs[0], "X", .float32) : try require(inputs[0], "X", .float32, .int64, .int32)
+        let x = try requirePresent(inputs[0], "X")
+        guard dtypes.contains(x.dtype) else {
+            throw LatheError.dtype("X must be \(dtypes.map(\.description).joined(separator: " or ")), got \(x.dtype)")
+        }
         return [x]
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
-        let x = inputs[0]!, y = outputs[0]!, n = x.count
+        let x = inputs[0]!, y = outputs[0]!
+        func run<T>(_ f: ((T) -> T)?) throws {
+            guard let f else { throw LatheError.dtype("unsupported dtype \(x.dtype)") }
+            let px = x.bytes.assumingMemoryBound(to: T.self), py = y.bytes.assumingMemoryBound(to: T.self)
+            for i in 0..<x.count { py[i] = f(px[i]) }
+        }
         switch x.dtype {
         case .float32:
-            let px = x.floats, py = y.floats
-            for i in 0..<n { py[i] = float(px[i]) }
-        case .int64:
-            guard let f = int64 else { throw LatheError.dtype("unsupported dtype \(x.dtype)") }
-            let px = x.int64s, py = y.int64s
-            for i in 0..<n { py[i] = f(px[i]) }
-        case .int32:
-            guard let f = int32 else { throw LatheError.dtype("unsupported dtype \(x.dtype)") }
-            let px = x.bytes.assumingMemoryBound(to: Int32.self), py = y.bytes.assumingMemoryBound(to: Int32.self)
-            for i in 0..<n { py[i] = f(px[i]) }
+            let px = x.floats, py = y.floats, f = float
+            for i in 0..<x.count { py[i] = f(px[i]) }
+        case .float64: try run(double)
+        case .int64: try run(int64)
+        case .int32: try run(int32)
         default: throw LatheError.dtype("unsupported dtype \(x.dtype)")
         }
     }

@@ -67,9 +67,9 @@ final class ReduceKernel: Kernel {
     /// Dtypes the reduction accepts.
     var dtypes: [DType] {
         switch reduction {
-        case .max, .min: [.float32, .int64, .int32, .bool]
-        case .sum, .prod, .sumSquare, .l1, .mean: [.float32, .int64, .int32]
-        default: [.float32]
+        case .max, .min: [.float32, .float64, .int64, .int32, .bool]
+        case .sum, .prod, .sumSquare, .l1, .mean: [.float32, .float64, .int64, .int32]
+        default: [.float32, .float64]
         }
     }
 
@@ -90,7 +90,8 @@ final class ReduceKernel: Kernel {
         let kept = zip(x.shape, reduced).map { $1 ? 1 : $0 }
         let count = zip(x.shape, reduced).reduce(1) { $0 * ($1.1 ? $1.0 : 1) }
         switch x.dtype {
-        case .float32: reduceFloats(x, y, kept: kept, count: count)
+        case .float32: reduceFloats(x, y, kept: kept, count: count, as: Float.self)
+        case .float64: reduceFloats(x, y, kept: kept, count: count, as: Double.self)
         case .int64: reduceIntegers(x, y, kept: kept, count: count, as: Int64.self)
         case .int32: reduceIntegers(x, y, kept: kept, count: count, as: Int32.self)
         default:
@@ -99,34 +100,34 @@ final class ReduceKernel: Kernel {
         }
     }
 
-    private func reduceFloats(_ x: Tensor, _ y: Tensor, kept: [Int], count: Int) {
-        let out = y.floats, n = y.count
+    private func reduceFloats<T: LibmFloat>(_ x: Tensor, _ y: Tensor, kept: [Int], count: Int, as: T.Type) {
+        let out = y.bytes.assumingMemoryBound(to: T.self), n = y.count
         switch reduction {
-        case .sum, .mean, .logSum: reduceLoop(x, y, kept: kept, initial: Float(0), +)
-        case .max: reduceLoop(x, y, kept: kept, initial: -Float.infinity) { a, b in b.isNaN || b > a ? b : a }
-        case .min: reduceLoop(x, y, kept: kept, initial: Float.infinity) { a, b in b.isNaN || b < a ? b : a }
-        case .prod: reduceLoop(x, y, kept: kept, initial: Float(1), *)
-        case .l1: reduceLoop(x, y, kept: kept, initial: Float(0)) { $0 + abs($1) }
-        case .l2, .sumSquare: reduceLoop(x, y, kept: kept, initial: Float(0)) { $0 + $1 * $1 }
+        case .sum, .mean, .logSum: reduceLoop(x, y, kept: kept, initial: T(0), +)
+        case .max: reduceLoop(x, y, kept: kept, initial: -T.infinity) { a, b in b.isNaN || b > a ? b : a }
+        case .min: reduceLoop(x, y, kept: kept, initial: T.infinity) { a, b in b.isNaN || b < a ? b : a }
+        case .prod: reduceLoop(x, y, kept: kept, initial: T(1), *)
+        case .l1: reduceLoop(x, y, kept: kept, initial: T(0)) { $0 + abs($1) }
+        case .l2, .sumSquare: reduceLoop(x, y, kept: kept, initial: T(0)) { $0 + $1 * $1 }
         case .logSumExp:
-            reduceLoop(x, y, kept: kept, initial: -Float.infinity) { a, b in b.isNaN || b > a ? b : a }
-            var sums = [Float](repeating: 0, count: n)
+            reduceLoop(x, y, kept: kept, initial: -T.infinity) { a, b in b.isNaN || b > a ? b : a }
+            var sums = [T](repeating: 0, count: n)
             sums.withUnsafeMutableBufferPointer { s in
-                let px = x.floats
+                let px = x.bytes.assumingMemoryBound(to: T.self)
                 broadcastRuns(x.shape, [kept]) { start, run, offsets, steps in
                     for j in 0..<run {
                         let o = offsets[0] + j * steps[0]
                         let shift = out[o].isFinite ? out[o] : 0
-                        s[o] += expf(px[start + j] - shift)
+                        s[o] += T.libmExp(px[start + j] - shift)
                     }
                 }
-                for o in 0..<n { out[o] = logf(s[o]) + (out[o].isFinite ? out[o] : 0) }
+                for o in 0..<n { out[o] = T.libmLog(s[o]) + (out[o].isFinite ? out[o] : 0) }
             }
         }
         switch reduction {
-        case .mean: for o in 0..<n { out[o] /= Float(count) }
+        case .mean: for o in 0..<n { out[o] /= T(count) }
         case .l2: for o in 0..<n { out[o] = out[o].squareRoot() }
-        case .logSum: for o in 0..<n { out[o] = logf(out[o]) }
+        case .logSum: for o in 0..<n { out[o] = T.libmLog(out[o]) }
         default: break
         }
     }

@@ -44,6 +44,22 @@ final class ShapeKernel: Kernel {
     }
 }
 
+/// Size: the input's element count as an int64 scalar (any dtype); known at plan time, so it folds.
+final class SizeKernel: Kernel {
+    func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
+        _ = try requirePresent(inputs[0], "data")
+        return [TensorType(.int64, [])]
+    }
+
+    func fold(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [Tensor]? {
+        [try Tensor(shape: [], int64s: [Int64(try requirePresent(inputs[0], "data").count)])]
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
+        outputs[0]!.int64s[0] = Int64(inputs[0]!.count)
+    }
+}
+
 /// Constant: exactly one of `value`, `value_float(s)`, `value_int(s)`; string and sparse values are unsupported.
 final class ConstantKernel: Kernel {
     /// The tensor the node produces.

@@ -1,7 +1,7 @@
 import LatheCore
 
 /// Data-movement and shape ops, for every dtype: Flatten, Reshape, Squeeze, Unsqueeze, Identity, Dropout here;
-/// Transpose, Concat, Gather in `ShapeOps+Movement.swift`; Shape, Constant, ConstantOfShape in `ShapeOps+Constants.swift`.
+/// Transpose, Concat, Gather in `ShapeOps+Movement.swift`; Shape, Size, Constant, ConstantOfShape in `ShapeOps+Constants.swift`.
 enum ShapeOps {
     /// Adds every op of the family to `registry`.
     static func register(into registry: OpRegistry) throws {
@@ -15,6 +15,7 @@ enum ShapeOps {
         try registry.add("Concat") { try ConcatKernel($0) }
         try registry.add("Gather") { try GatherKernel($0) }
         try registry.add("Shape") { try ShapeKernel($0) }
+        try registry.add("Size") { c in try c.expectInputs(1...1); return SizeKernel() }
         try registry.add("Constant") { try ConstantKernel($0) }
         try registry.add("ConstantOfShape", since: 9) { try ConstantOfShapeKernel($0) }
     }

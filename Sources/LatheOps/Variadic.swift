@@ -1,7 +1,7 @@
 import LatheCore
 
 /// Sum, Mean, Max, Min over any number of inputs with multidirectional broadcasting
-/// (float32; Max and Min also int64/int32 from opset 12).
+/// (float32 and float64; Max and Min also int64, int32, int8 and uint8 from opset 12).
 enum VariadicOps {
     /// Adds every op of the family to `registry`.
     static func register(into registry: OpRegistry) throws {
@@ -27,8 +27,8 @@ final class VariadicKernel: Kernel {
     }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
-        let first = allowsIntegers ? try require(inputs[0], "data_0", .float32, .int64, .int32)
-                                   : try require(inputs[0], "data_0", .float32)
+        let first = allowsIntegers ? try require(inputs[0], "data_0", .float32, .float64, .int64, .int32, .int8, .uint8)
+                                   : try require(inputs[0], "data_0", .float32, .float64)
         var shape = first.shape
         for (i, input) in inputs.enumerated().dropFirst() {
             let t = try require(input, "data_\(i)", first.dtype)
@@ -56,8 +56,16 @@ final class VariadicKernel: Kernel {
                 let p = y.floats, scale = 1 / Float(inputs.count)
                 for i in 0..<y.count { p[i] *= scale }
             }
+        case .float64:
+            combine(Double.self, +)
+            if fold == .mean {
+                let p = y.bytes.assumingMemoryBound(to: Double.self), scale = 1 / Double(inputs.count)
+                for i in 0..<y.count { p[i] *= scale }
+            }
         case .int64: combine(Int64.self, &+)
-        default: combine(Int32.self, &+)
+        case .int32: combine(Int32.self, &+)
+        case .int8: combine(Int8.self, &+)
+        default: combine(UInt8.self, &+)
         }
     }
 }
@@ -66,4 +74,7 @@ final class VariadicKernel: Kernel {
 protocol NaNTestable { var isNaNValue: Bool { get } }
 extension Float: NaNTestable { var isNaNValue: Bool { isNaN } }
 extension Int64: NaNTestable { var isNaNValue: Bool { false } }
+extension Double: NaNTestable { var isNaNValue: Bool { isNaN } }
 extension Int32: NaNTestable { var isNaNValue: Bool { false } }
+extension Int8: NaNTestable { var isNaNValue: Bool { false } }
+extension UInt8: NaNTestable { var isNaNValue: Bool { false } }

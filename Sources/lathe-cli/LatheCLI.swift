@@ -4,14 +4,14 @@ import Glibc
 import ArgumentParser
 import Lathe
 
-/// `lathe-cli`: inspect, list ops, run and benchmark ONNX models from the shell.
+/// `lathe-cli`: inspect, list ops, run, benchmark and re-export ONNX models from the shell.
 @main
 struct LatheCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lathe-cli",
-        abstract: "Lathe: inspect, run and benchmark ONNX models.",
+        abstract: "Lathe: inspect, run, benchmark and re-export ONNX models.",
         version: latheVersion,
-        subcommands: [Inspect.self, Ops.self, Run.self, Bench.self])
+        subcommands: [Inspect.self, Ops.self, Run.self, Bench.self, Export.self])
 }
 
 /// Prints a model's inputs, outputs and op histogram.
@@ -29,6 +29,20 @@ struct Inspect: ParsableCommand {
         for n in m.graph.nodes { counts[(n.domain.isEmpty ? "" : n.domain + ".") + n.opType, default: 0] += 1 }
         print("nodes: \(m.graph.nodes.count)  initializers: \(m.graph.initializers.count)  opsets: \(m.graph.opsets.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "ai.onnx" : $0.key)=\($0.value)" }.joined(separator: ", "))")
         for (op, c) in counts.sorted(by: { $0.key < $1.key }) { print("  \(op) ×\(c)") }
+    }
+}
+
+/// Loads a model and writes the graph Lathe imported back as ONNX (`Model.save`).
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load an ONNX model and write the graph as Lathe imported it (half precision widened to float32).")
+    @Argument(help: "Path to an ONNX model.") var model: String
+    @Argument(help: "Path of the ONNX file to write.") var output: String
+
+    func run() throws {
+        let m = try loadModel(model)
+        do { try m.save(output) } catch let e as LatheError { throw ValidationError(e.message) }
+        print("wrote \(output): \(m.graph.nodes.count) nodes, \(m.graph.initializers.count) initializers")
     }
 }
 

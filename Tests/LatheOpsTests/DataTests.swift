@@ -106,9 +106,16 @@ import LatheCore
         #expect(throws: LatheError.self) {
             try runNode("Range", inputs: [Tensor(shape: [], int64s: [0]), Tensor(shape: [], int64s: [5]), Tensor(shape: [], int64s: [0])])
         }
-        #expect(throws: LatheError.self) {
-            try runNode("Range", inputs: [Tensor(shape: [], floats: [0]), Tensor(shape: [], floats: [5]), Tensor(shape: [], floats: [1])])
-        }
+        // Float bounds fed at run time: the plan is specialised on their values.
+        let fed = try runNode("Range", inputs: [Tensor(shape: [], floats: [0]), Tensor(shape: [], floats: [5]), Tensor(shape: [], floats: [1.5])])[0]
+        expectClose(fed, [0, 1.5, 3, 4.5], shape: [4])
+        let doubles = try runNode("Range", inputs: [1.0, -1.0, -0.75].map { v in
+            let t = try Tensor(.float64, shape: [])
+            t.bytes.assumingMemoryBound(to: Double.self)[0] = v
+            return t
+        })[0]
+        #expect(doubles.dtype == .float64 && doubles.shape == [3])
+        #expect((0..<3).map { doubles.bytes.assumingMemoryBound(to: Double.self)[$0] } == [1, 0.25, -0.5])
     }
 
     @Test func globalMaxPoolOverSpatialAxes() throws {

@@ -393,6 +393,50 @@ static void test_session_outlives_model(const char *model_path) {
     lathe_session_free(session);
 }
 
+/** Runs Relu on three values through a fresh session of `model`; 1 when the result is right. */
+static int runs_relu(const lathe_model *model) {
+    lathe_session *session = NULL;
+    if (lathe_session_create(model, &session) != LATHE_OK) return 0;
+    float x[3] = {-1.5f, 0, 4}, y[3] = {0};
+    int64_t shape[2] = {1, 3};
+    int ok = lathe_session_set_input(session, "x", LATHE_DTYPE_FLOAT32, shape, 2, x, sizeof x) == LATHE_OK
+             && lathe_session_run(session) == LATHE_OK
+             && lathe_session_copy_output(session, "y", y, sizeof y) == LATHE_OK && is_relu_of(y, x, 3);
+    lathe_session_free(session);
+    return ok;
+}
+
+/** Export to bytes and to a file, each loaded back; NULL arguments and unwritable paths. */
+static void test_export(lathe_model *model, const char *model_path) {
+    void *data = NULL;
+    size_t size = 0;
+    EXPECT_STATUS(lathe_model_export_onnx(NULL, &data, &size), LATHE_ERROR_INVALID_ARGUMENT);
+    EXPECT_STATUS(lathe_model_export_onnx(model, NULL, &size), LATHE_ERROR_INVALID_ARGUMENT);
+    EXPECT_STATUS(lathe_model_export_onnx(model, &data, NULL), LATHE_ERROR_INVALID_ARGUMENT);
+    EXPECT(data == NULL && size == 0);
+    EXPECT_STATUS(lathe_model_export_onnx(model, &data, &size), LATHE_OK);
+    EXPECT(data != NULL && size > 0);
+    lathe_model *copy = NULL;
+    EXPECT_STATUS(lathe_model_load_memory(data, size, &copy), LATHE_OK);
+    EXPECT(copy != NULL && runs_relu(copy));
+    lathe_model_free(copy);
+    lathe_buffer_free(data);
+    lathe_buffer_free(NULL);
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s.exported.onnx", model_path);
+    EXPECT_STATUS(lathe_model_save_onnx(NULL, path), LATHE_ERROR_INVALID_ARGUMENT);
+    EXPECT_STATUS(lathe_model_save_onnx(model, NULL), LATHE_ERROR_INVALID_ARGUMENT);
+    EXPECT_STATUS(lathe_model_save_onnx(model, "/nonexistent-lathe-dir/model.onnx"), LATHE_ERROR_IO);
+    EXPECT(strstr(lathe_last_error(), "/nonexistent-lathe-dir/model.onnx") != NULL);
+    EXPECT_STATUS(lathe_model_save_onnx(model, path), LATHE_OK);
+    copy = NULL;
+    EXPECT_STATUS(lathe_model_load_file(path, &copy), LATHE_OK);
+    EXPECT(copy != NULL && runs_relu(copy));
+    lathe_model_free(copy);
+    remove(path);
+}
+
 /** DLPack inputs: in place when compact, copied when strided, deleter timing, rejected tensors stay the caller's. */
 static void test_dlpack_inputs(lathe_model *model) {
     lathe_session *session = NULL;
@@ -547,6 +591,7 @@ int main(int argc, char **argv) {
         test_session_errors(model);
         test_dlpack_inputs(model);
         test_dlpack_outputs(model);
+        test_export(model, argv[1]);
         lathe_model_free(model);
     }
     printf("%d passed, %d failed\n", passed, failed);

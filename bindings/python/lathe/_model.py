@@ -167,6 +167,31 @@ class Model:
             return results[self.outputs[0].name]
         return results
 
+    def to_onnx(self):
+        """The model's graph as loaded (not the optimised plan) as ONNX model bytes.
+
+        Nodes, domains, attributes, initializers and opset imports are kept; float16 and bfloat16
+        tensors, widened to float32 at load, come back as float32.
+        """
+        with self._lock:
+            self._require_open()
+            data, size = ctypes.c_void_p(), ctypes.c_size_t()
+            check(lib.lathe_model_export_onnx(self._model, ctypes.byref(data), ctypes.byref(size)))
+        try:
+            return ctypes.string_at(data, size.value)
+        finally:
+            lib.lathe_buffer_free(data)
+
+    def save(self, path):
+        """Writes `to_onnx()` to the file `path` (str or os.PathLike), replacing it.
+
+        Raises:
+            LatheError: LATHE_ERROR_IO naming the path when it cannot be written.
+        """
+        with self._lock:
+            self._require_open()
+            check(lib.lathe_model_save_onnx(self._model, os.fsencode(path)))
+
     def close(self):
         """Frees the session and the model; later predict calls raise. Calling it again is a no-op."""
         with self._lock:

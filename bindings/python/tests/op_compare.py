@@ -33,6 +33,18 @@ def run_both(node, inputs, opset=17, initializers=None):
     return [got[o] for o in outputs], expected
 
 
+def run_lathe(node, inputs, opset=17):
+    """Runs a one-node model through lathe only (for references onnxruntime lacks); its first output,
+    declared with the first input's dtype."""
+    graph = helper.make_graph(
+        [node], "t",
+        [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape) for n, a in inputs.items()],
+        [helper.make_tensor_value_info(node.output[0], helper.np_dtype_to_tensor_dtype(next(iter(inputs.values())).dtype), None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    got = lathe.Model(model.SerializeToString()).predict(dict(inputs))
+    return got[node.output[0]] if isinstance(got, dict) else got
+
+
 def assert_matches(got, ref):
     """Same dtype and shape; exact for integers and bools, max abs error <= 1e-4 * max(1, max|ref|) for floats."""
     got, ref = np.asarray(got), np.asarray(ref)

@@ -31,6 +31,7 @@ int main(void) {
         (any_function)lathe_version, (any_function)lathe_abi_version, (any_function)lathe_last_error,
         (any_function)lathe_status_name, (any_function)lathe_model_load_file,
         (any_function)lathe_model_load_memory, (any_function)lathe_model_free,
+        (any_function)lathe_model_export_onnx, (any_function)lathe_model_save_onnx,
         (any_function)lathe_model_input_count, (any_function)lathe_model_output_count,
         (any_function)lathe_model_input_name, (any_function)lathe_model_output_name,
         (any_function)lathe_model_input_dtype, (any_function)lathe_model_output_dtype,

@@ -3,8 +3,8 @@
 A node test is in scope when its op (the op of the test's own node; for a function's
 `_expanded` variant, the op it expands) is one Lathe claims. In-scope tests run unless
 onnx_node_tests.txt beside this file names them with a one-line reason; those reasons are
-either mechanical (an op outside the claimed set, a tensor type outside float32/int64/bool and
-int32 indices), which this module recomputes and checks against the file, or judged by hand
+either mechanical (an op outside the claimed set, a tensor type outside float32/float64/int64/
+int32/int8/uint8/bool), which this module recomputes and checks against the file, or judged by hand
 (e.g. a random training-mode mask). Everything not in the file must pass, compared as onnx's
 own runner does: same dtype and shape, np.testing.assert_allclose(rtol=1e-3, atol=1e-7).
 Shape/axes inputs that the node tests feed at run time (Reshape, Slice, Expand, ...) are fed
@@ -28,13 +28,16 @@ import lathe
 
 #: The ops Lathe claims: every built-in entry of the default domain, read from the op table.
 CLAIMED_OPS = frozenset(op.op_type for op in lathe.registered_ops() if op.domain == "" and op.origin == "builtin")
-CLAIMED_DTYPES = frozenset({TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL})
+CLAIMED_DTYPES = frozenset({TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT64, TensorProto.INT32,
+                            TensorProto.INT8, TensorProto.UINT8, TensorProto.BOOL})
 NODE_DIR = pathlib.Path(onnx.__file__).parent / "backend" / "test" / "data" / "node"
 SKIP_LIST = pathlib.Path(__file__).with_name("onnx_node_tests.txt")
 RTOL, ATOL = 1e-3, 1e-7
 #: Ending of skip reasons for features Lathe refuses with an error; such tests are still run
 #: and must still raise LatheError, so the list cannot go stale.
 REFUSED = "refuses it"
+#: The form of the reasons mechanical_reason computes (dropped by --update once they no longer apply).
+MECHANICAL = re.compile(r"^(uses ops? .* not claimed|dtype .* not claimed|\w+-typed values not claimed)$")
 
 
 def dtype_name(elem_type):
@@ -71,17 +74,12 @@ def subgraph_nodes(graph):
 
 
 def mechanical_reason(model):
-    """Why the model is out of Lathe's claims (unclaimed op or tensor type), or None.
-
-    int32 is accepted only where ONNX uses it for indices: Gather's indices and the
-    sequence_lens of LSTM and GRU."""
+    """Why the model is out of Lathe's claims (unclaimed op or tensor type), or None."""
     nodes = list(subgraph_nodes(model.graph))
     unclaimed = sorted({n.op_type for n in nodes if n.domain not in ("", "ai.onnx")
                         or n.op_type not in CLAIMED_OPS})
     if unclaimed:
         return "uses op" + ("s " if len(unclaimed) > 1 else " ") + ", ".join(unclaimed) + " not claimed"
-    index_inputs = {n.input[1] for n in nodes if n.op_type == "Gather" and len(n.input) > 1}
-    index_inputs |= {n.input[4] for n in nodes if n.op_type in ("LSTM", "GRU") and len(n.input) > 4}
     bad_types = set()
     values = list(model.graph.input) + list(model.graph.output)
     for value in values:
@@ -89,13 +87,12 @@ def mechanical_reason(model):
         if kind != "tensor_type":
             return f"{kind.replace('_type', '')}-typed values not claimed"
         elem = value.type.tensor_type.elem_type
-        if elem not in CLAIMED_DTYPES and not (elem == TensorProto.INT32 and value.name in index_inputs):
+        if elem not in CLAIMED_DTYPES:
             bad_types.add(dtype_name(elem))
     tensors = list(model.graph.initializer)
     tensors += [a.t for n in nodes for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
     for tensor in tensors:
-        if tensor.data_type not in CLAIMED_DTYPES and not (
-                tensor.data_type == TensorProto.INT32 and tensor.name in index_inputs):
+        if tensor.data_type not in CLAIMED_DTYPES:
             bad_types.add(dtype_name(tensor.data_type))
     if bad_types:
         return "dtype " + ", ".join(sorted(bad_types)) + " not claimed"
@@ -163,10 +160,8 @@ def read_tensor(path):
     return tensor.name, numpy_helper.to_array(tensor)
 
 
-def run_node_test(test):
-    """Runs one node test through lathe and compares every output like onnx's runner."""
-    import lathe
-
+def node_test_data(test):
+    """The test's model, its feeds (input name -> array), output names and expected outputs."""
     model = load_model(test)
     initializer_names = {t.name for t in model.graph.initializer}
     input_names = [v.name for v in model.graph.input if v.name not in initializer_names]
@@ -179,18 +174,35 @@ def run_node_test(test):
             stored_name, array = read_tensor(path)
             feeds[stored_name or name] = array
     expected = [read_tensor(data_dir / f"output_{i}.pb")[1] for i in range(len(output_names))]
-    result = lathe.Model(model.SerializeToString()).predict(feeds)
-    if not isinstance(result, dict):
-        result = {output_names[0]: result}
+    return model, feeds, output_names, expected
+
+
+def assert_outputs_match(actual_by_name, output_names, expected, who="lathe"):
+    """Compares outputs (name -> array) with the references as onnx's runner does."""
     for name, reference in zip(output_names, expected):
-        assert name in result, f"lathe returned no output {name!r}"
-        actual = np.asarray(result[name])
-        assert actual.dtype == reference.dtype, f"{name}: dtype {actual.dtype}, expected {reference.dtype}"
-        assert actual.shape == reference.shape, f"{name}: shape {actual.shape}, expected {reference.shape}"
+        assert name in actual_by_name, f"{who} returned no output {name!r}"
+        actual = np.asarray(actual_by_name[name])
+        assert actual.dtype == reference.dtype, f"{who} {name}: dtype {actual.dtype}, expected {reference.dtype}"
+        assert actual.shape == reference.shape, f"{who} {name}: shape {actual.shape}, expected {reference.shape}"
         if reference.dtype.kind in "fc":
-            np.testing.assert_allclose(actual, reference, rtol=RTOL, atol=ATOL, err_msg=name)
+            np.testing.assert_allclose(actual, reference, rtol=RTOL, atol=ATOL, err_msg=f"{who} {name}")
         else:
-            np.testing.assert_array_equal(actual, reference, err_msg=name)
+            np.testing.assert_array_equal(actual, reference, err_msg=f"{who} {name}")
+
+
+def predict_all(lathe_model, feeds, output_names):
+    """Runs a lathe.Model; the outputs as a dict name -> array."""
+    result = lathe_model.predict(feeds)
+    return result if isinstance(result, dict) else {output_names[0]: result}
+
+
+def run_node_test(test):
+    """Runs one node test through lathe and compares every output like onnx's runner."""
+    import lathe
+
+    model, feeds, output_names, expected = node_test_data(test)
+    with lathe.Model(model.SerializeToString()) as lathe_model:
+        assert_outputs_match(predict_all(lathe_model, feeds, output_names), output_names, expected)
 
 
 def assert_still_refused(test):
@@ -236,7 +248,7 @@ def update_skip_list():
     """Rewrites onnx_node_tests.txt: computed reasons for out-of-claims tests, hand-written ones kept."""
     old = read_skip_list() if SKIP_LIST.exists() else {}
     mechanical = {t: r for t, (_, r) in SCOPE.items() if r is not None}
-    manual = {t: r for t, r in old.items() if t in SCOPE and t not in mechanical}
+    manual = {t: r for t, r in old.items() if t in SCOPE and t not in mechanical and not MECHANICAL.match(r)}
     lines = [
         "# ONNX backend node tests (onnx 1.22.0) skipped by bindings/python/tests/test_onnx_node_suite.py.",
         "# One line each: `test_name: reason`. Only in-scope tests (their op is claimed by Lathe) appear;",

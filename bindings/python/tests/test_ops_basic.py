@@ -10,6 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import lathe
+import op_compare
 
 
 def run_both(node, inputs, opset=17, initializers=()):
@@ -46,6 +47,25 @@ def test_binary_broadcast(op, shapes):
     b = rng.uniform(0.5, 2, shapes[1]).astype(np.float32)
     (got,), (ref,) = run_both(helper.make_node(op, ["a", "b"], ["y"]), {"a": a, "b": b})
     assert_close(got, ref)
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
+@pytest.mark.parametrize("dtype", [np.float64, np.int32, np.int8, np.uint8])
+@pytest.mark.parametrize("shapes", [((2, 3), (2, 3)), ((2, 3, 4), (4,)), ((), (3, 2))])
+def test_binary_other_dtypes(op, dtype, shapes):
+    """float64 and the narrow integers (wrapping, division truncating toward zero) vs onnxruntime, exactly
+    for integers; divisors are nonzero."""
+    rng = np.random.default_rng(7)
+    if dtype == np.float64:
+        a, b = rng.standard_normal(shapes[0]), rng.uniform(0.5, 2, shapes[1])
+    else:
+        info = np.iinfo(dtype)
+        a = rng.integers(info.min, info.max, shapes[0], endpoint=True).astype(dtype)
+        b = rng.integers(1, min(info.max, 40), shapes[1], endpoint=True).astype(dtype)
+        if info.min < 0:
+            b = (b * rng.choice([-1, 1], shapes[1])).astype(dtype)
+    got, ref = op_compare.run_both(helper.make_node(op, ["a", "b"], ["y"]), {"a": a, "b": b})
+    op_compare.assert_matches(got[0], ref[0])
 
 
 @pytest.mark.parametrize("op,attrs", [("Relu", {}), ("LeakyRelu", {}), ("LeakyRelu", {"alpha": 0.3}),

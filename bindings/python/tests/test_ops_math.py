@@ -1,10 +1,12 @@
 """Elementwise math ops (Sqrt ... Mish, Gelu, Pow, PRelu) through lathe vs onnxruntime, over opsets and
 attributes. Tolerance: max abs error <= 1e-4 * max(1, max|ref|); integers exact."""
+import math
+
 import numpy as np
 import pytest
 from onnx import helper
 
-from op_compare import compare
+from op_compare import assert_matches, compare, run_lathe
 
 RNG = np.random.default_rng(0)
 
@@ -28,6 +30,21 @@ def test_unary_float(op, opset, attributes, bounds):
     if op == "Round":
         x[0, 0, :4] = [0.5, 1.5, -2.5, 2.5]
     compare(helper.make_node(op, ["x"], ["y"], **attributes), {"x": x}, opset)
+
+
+FLOAT64_UNARY = ["Sqrt", "Exp", "Log", "Reciprocal", "Floor", "Ceil", "Round", "Erf", "Sin", "Cos", "Abs", "Neg", "Sign"]
+
+
+@pytest.mark.parametrize("op", FLOAT64_UNARY)
+def test_unary_float64(op):
+    bounds = next(u[3] for u in UNARY if u[0] == op)
+    x = RNG.uniform(*bounds, (3, 4, 5))
+    if op == "Round":
+        x[0, 0, :4] = [0.5, 1.5, -2.5, 2.5]
+    if op == "Erf":   # onnxruntime has no float64 Erf: math.erf is the reference
+        assert_matches(run_lathe(helper.make_node(op, ["x"], ["y"]), {"x": x}, 13), np.vectorize(math.erf)(x))
+        return
+    compare(helper.make_node(op, ["x"], ["y"]), {"x": x}, 13)
 
 
 @pytest.mark.parametrize("op", ["Abs", "Neg", "Sign"])

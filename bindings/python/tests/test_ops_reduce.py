@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from op_compare import compare
+from op_compare import compare, run_both
 
 RNG = np.random.default_rng(2)
 REDUCTIONS = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
@@ -69,6 +69,28 @@ def test_topk(axis, largest, k, dtype):
     x = RNG.integers(0, 5, (4, 5, 6)).astype(dtype)  # ties must keep the lower index first
     node = helper.make_node("TopK", ["x", "k"], ["values", "indices"], axis=axis, largest=largest, sorted=1)
     compare(node, {"x": x}, 11, {"k": np.array([k], np.int64)})
+
+
+@pytest.mark.parametrize("largest", [0, 1])
+@pytest.mark.parametrize("k", [1, 3, 20, 50])
+def test_topk_unsorted_selects_what_onnxruntime_selects(largest, k):
+    """sorted=0 leaves the order undefined: onnxruntime returns nth_element's order, lathe sorts.
+    The selected (index, value) pairs must be the same; lathe's values are in order."""
+    x = RNG.standard_normal((3, 50)).astype(np.float32)
+    node = helper.make_node("TopK", ["x", "k"], ["values", "indices"], axis=-1, largest=largest, sorted=0)
+    (values, indices), (ref_values, ref_indices) = run_both(node, {"x": x}, 11, {"k": np.array([k], np.int64)})
+    for row in range(3):
+        mine, theirs = np.argsort(indices[row]), np.argsort(ref_indices[row])
+        np.testing.assert_array_equal(indices[row][mine], ref_indices[row][theirs])
+        np.testing.assert_array_equal(values[row][mine], ref_values[row][theirs])
+    steps = np.diff(values, axis=-1)
+    assert np.all(steps <= 0) if largest else np.all(steps >= 0)
+
+
+@pytest.mark.parametrize("op", REDUCTIONS)
+def test_reduce_float64(op):
+    x = RNG.uniform(0.1, 2, (3, 4, 5))
+    compare(helper.make_node(op, ["x"], ["y"], axes=[1, 2], keepdims=0), {"x": x}, 13 if op != "ReduceSum" else 11)
 
 
 def test_topk_opset1_attribute():

@@ -60,6 +60,54 @@ def test_cast(src, to):
         np.testing.assert_array_equal(got, ref)
 
 
+CAST_TYPES = {np.float32: TensorProto.FLOAT, np.float64: TensorProto.DOUBLE, np.int64: TensorProto.INT64,
+              np.int32: TensorProto.INT32, np.int8: TensorProto.INT8, np.uint8: TensorProto.UINT8,
+              np.bool_: TensorProto.BOOL}
+
+
+@pytest.mark.parametrize("src", list(CAST_TYPES))
+@pytest.mark.parametrize("dst", list(CAST_TYPES))
+def test_cast_every_pair(src, dst):
+    """Every pair of Lathe's dtypes on values inside both ranges (where C conversions agree)."""
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0, 100, (4, 5)) * rng.choice([-1, 1], (4, 5))
+    if src in (np.uint8, np.bool_) or dst in (np.uint8, np.bool_):
+        values = np.abs(values)
+    x = (values > 50 if src == np.bool_ else values).astype(src)
+    got, ref = run_both(helper.make_node("Cast", ["x"], ["y"], to=CAST_TYPES[dst]), x, {}, out_type=CAST_TYPES[dst])
+    assert got.dtype == ref.dtype == np.dtype(dst)
+    np.testing.assert_array_equal(got, ref)
+
+
+HALF_EDGES = [0.0, -0.0, 1.0, 1 + 2**-11, 1 + 3 * 2**-11, 2**-24, 2**-25, 3 * 2**-26, 2**-14 - 2**-25, 65504.0,
+              65519.99, 65520.0, -65520.0, 1e10, 0.1, -3.14159, np.inf, -np.inf, np.nan, 5.96e-8, 6.1e-5]
+
+
+@pytest.mark.parametrize("src", [np.float32, np.float64])
+def test_cast_to_float16_rounds_like_numpy(src):
+    """Cast to float16 (carried as float32) rounds to nearest even, straight from the source type."""
+    rng = np.random.default_rng(4)
+    x = np.concatenate([np.array(HALF_EDGES), rng.standard_normal(200) * 10.0 ** rng.integers(-9, 6, 200)]).astype(src)
+    nodes = [helper.make_node("Cast", ["x"], ["h"], to=TensorProto.FLOAT16),
+             helper.make_node("Cast", ["h"], ["y"], to=TensorProto.FLOAT)]
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", CAST_TYPES[src], [x.size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [x.size])])
+    got = lathe.Model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()).predict(x)
+    with np.errstate(over="ignore"):
+        expected = x.astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def test_cast_to_unsupported_type_names_it():
+    graph = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.UINT16)], "t",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    with pytest.raises(lathe.LatheError) as error:
+        lathe.Model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    assert error.value.status == lathe.LATHE_ERROR_DTYPE_MISMATCH
+    assert "attribute 'to'" in str(error.value) and "uint16" in str(error.value)
+
+
 def test_slice_with_bounds_fed_at_run_time():
     """Slice bounds fed as inputs specialise the plan to their values; new values re-plan."""
     graph = helper.make_graph(
