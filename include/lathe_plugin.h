@@ -37,8 +37,8 @@
  * loaded model still uses it. Without a `release` callback, they must
  * stay valid for the rest of the process.
  *
- * Threads: `infer` and `compute` may be called from several threads at once (sessions of one
- * model share the node's state), so they must only read `user_data` and `state`.
+ * Threads: `infer`, `compute` and `backward` may be called from several threads at once (sessions
+ * of one model share the node's state), so they must only read `user_data` and `state`.
  */
 #ifndef LATHE_PLUGIN_H
 #define LATHE_PLUGIN_H
@@ -96,13 +96,30 @@ typedef lathe_status (*lathe_op_compute_fn)(void *user_data, void *state,
                                             DLTensor *outputs, size_t output_count);
 
 /**
- * Gradients of the inputs from the gradients of the outputs (optional; for training). Lathe
- * stores it with the op; inference never calls it.
+ * Back-propagation through the op (optional): adds dLoss/dInput to the input gradients, given
+ * dLoss/dOutput. Used when a graph holding the op is differentiated (training,
+ * lathe_model_gradients); inference never calls it. Without it, differentiating through the op
+ * fails with LATHE_ERROR_UNSUPPORTED_OP naming the op and node.
+ *
+ * - `inputs[0..input_count)` and `outputs[0..output_count)` are the node's tensors of the
+ *   forward pass, as compute saw and wrote them (read-only).
+ * - `output_grads[i]` is dLoss/d`outputs[i]`: float32, shaped like `outputs[i]`, always present
+ *   (all zeros when no gradient flows back through that output). Read-only.
+ * - `input_grads[i]` is dLoss/d`inputs[i]`: float32, shaped like `inputs[i]`. Its `data` is NULL
+ *   when no gradient is wanted for that input (a constant, an integer input): skip it.
+ *   **Accumulate, do not overwrite**: the buffers are zeroed once per backward pass for the whole
+ *   graph, and each consumer of a value adds its share, so they may already hold the
+ *   contributions of other nodes reading the same value. Write `dx[i] += ...`, never `dx[i] = ...`.
+ *
+ * All tensors are compact row-major CPU tensors (strides NULL), valid during the call only. On
+ * failure, call lathe_plugin_set_error and return a non-OK status; the caller then gets
+ * LATHE_ERROR_PLUGIN with a message naming the node. May be called from several threads at once
+ * (one per gradient computation), like compute.
  */
 typedef lathe_status (*lathe_op_backward_fn)(void *user_data, void *state,
                                              const DLTensor *inputs, size_t input_count,
-                                             const DLTensor *output_grads, size_t output_count,
-                                             DLTensor *input_grads, size_t input_grad_count);
+                                             const DLTensor *outputs, size_t output_count,
+                                             const DLTensor *output_grads, DLTensor *input_grads);
 
 /** Frees a node's state when the last model using the node is freed (optional). */
 typedef void (*lathe_op_destroy_state_fn)(void *user_data, void *state);
@@ -237,6 +254,40 @@ lathe_status lathe_register_foreign_op(const char *domain, const char *op_type,
                                        int32_t since_version, int32_t until_version,
                                        const char *library_path, const char *symbol,
                                        const char *signature);
+
+/* ---------------------------------------------------------------------------------------------
+ * Gradients through a loaded model (checking a custom op's backward; custom training loops)
+ * ------------------------------------------------------------------------------------------- */
+
+/**
+ * Back-propagates through a loaded model: runs it on `inputs`, then writes, for each value in
+ * `names`, dLoss/dValue = sum over outputs k of output_grads[k] * d(output k)/dValue (a
+ * vector-Jacobian product). The function differentiated is the one lathe_session_run computes
+ * (inference mode: Dropout passes through, BatchNormalization uses its running statistics).
+ * Gradients come from the op table: built-in ops' and custom ops' `backward`. The model is not
+ * changed; weights to be trained can be graph inputs, updated by the caller between calls.
+ * Thread-safe (each call builds its own backward pass, which is why it suits gradient checks and
+ * small custom loops rather than fast training).
+ *
+ * @param inputs        one compact row-major CPU tensor per model input, in model order; borrowed
+ *                      for the call only.
+ * @param output_grads  one float32 tensor per model output, in model order, shaped like that
+ *                      output for these inputs; borrowed for the call only.
+ * @param names         `name_count` names of float32 graph inputs or initializers.
+ * @param out_grads     receives `name_count` new float32 DLPack tensors, each shaped like its value.
+ *                      The caller owns them and calls each one's deleter exactly once. On failure
+ *                      nothing is written.
+ * @return LATHE_ERROR_INVALID_ARGUMENT for a wrong count or an unknown name,
+ *         LATHE_ERROR_SHAPE_MISMATCH / LATHE_ERROR_DTYPE_MISMATCH for a tensor that does not fit,
+ *         LATHE_ERROR_UNSUPPORTED_OP when a differentiated value flows through an op without a
+ *         backward (e.g. a foreign kernel; the message names the op and node),
+ *         LATHE_ERROR_PLUGIN when a custom op's backward fails (naming the node).
+ */
+lathe_status lathe_model_gradients(const lathe_model *model,
+                                   const DLTensor *inputs, size_t input_count,
+                                   const DLTensor *output_grads, size_t output_count,
+                                   const char *const *names, size_t name_count,
+                                   DLManagedTensor **out_grads);
 
 /* ---------------------------------------------------------------------------------------------
  * The op registry: built-in and custom ops alike

@@ -12,7 +12,7 @@ final class CustomOp: @unchecked Sendable {
     let infer: lathe_op_infer_fn
     let createState: lathe_op_create_state_fn?
     let compute: lathe_op_compute_fn
-    /// Stored for training; inference never calls it.
+    /// Back-propagation, bridged to the gradient engine by `CustomOpGradient`; nil: not differentiable.
     let backward: lathe_op_backward_fn?
     let destroyState: lathe_op_destroy_state_fn?
     /// Set to nil when the registration fails, so nothing of a refused op is ever called.
@@ -77,11 +77,15 @@ final class CustomOp: @unchecked Sendable {
         if lts_plugin_error() != nil { lts_set_plugin_error(nil) }
     }
 
-    /// The registry entry whose kernels call this op.
+    /// The registry entry whose kernels (and, with a `backward`, gradients) call this op.
     func entry(since: Int, until: Int, origin: String) -> OpEntry {
-        OpEntry(domain: domain, opType: opType, since: since, until: until, origin: origin) { [self] context in
-            try CustomOpKernel(op: self, context: context)
+        let makeGradient: (@Sendable (NodeContext) throws -> any GradientKernel)? = backward == nil ? nil : {
+            @Sendable [self] (context: NodeContext) throws -> any GradientKernel in
+            try CustomOpGradient(kernel: CustomOpKernel(op: self, context: context))
         }
+        return OpEntry(domain: domain, opType: opType, since: since, until: until, origin: origin,
+                       makeKernel: { [self] context in try CustomOpKernel(op: self, context: context) },
+                       makeGradient: makeGradient)
     }
 }
 
@@ -203,6 +207,90 @@ final class CustomOpKernel: Kernel, @unchecked Sendable {
             }
         }
         try op.check(status, "compute")
+    }
+}
+
+/// A node's backward served by a C op's `backward` callback, with a node state of its own.
+///
+/// The engine hands over gradient buffers to accumulate into (zeroed once per pass); they go to the
+/// callback as they are, so it adds its share (`+=`) as `lathe_op_backward_fn` documents. An output
+/// without a gradient gets a zero tensor; an input without one gets a DLTensor whose data is NULL.
+final class CustomOpGradient: GradientKernel, @unchecked Sendable {
+    let kernel: CustomOpKernel
+
+    init(kernel: CustomOpKernel) { self.kernel = kernel }
+
+    func backward(_ pass: BackwardPass) throws {
+        let op = kernel.op
+        guard let callback = op.backward else { throw LatheError(.internal, "\(op.label) has no backward") }
+        var views: [DLView] = []
+        for (slot, tensor) in pass.inputs.enumerated() {
+            guard let tensor else { throw LatheError(.internal, "input \(slot) of \(op.label) is absent") }
+            views.append(DLView(tensor))
+        }
+        var outputs: [Tensor] = []
+        for (slot, tensor) in pass.outputs.enumerated() {
+            guard let tensor else { throw LatheError(.internal, "output \(slot) of \(op.label) is absent") }
+            outputs.append(tensor)
+            views.append(DLView(tensor))
+        }
+        for (slot, output) in outputs.enumerated() {
+            let gradient = slot < pass.outputGradients.count ? pass.outputGradients[slot] : nil
+            views.append(DLView(try gradient ?? Tensor(.float32, shape: output.shape)))
+        }
+        for (slot, tensor) in pass.inputs.enumerated() {
+            let gradient = slot < pass.inputGradients.count ? pass.inputGradients[slot] : nil
+            views.append(gradient.map { DLView($0) } ?? DLView(data: nil, dtype: .float32, shape: tensor!.shape))
+        }
+        let (n, m) = (pass.inputs.count, outputs.count)
+        op.clearPendingError()
+        let status = withDLTensors(views) { t in
+            callback(op.userData, kernel.state, t, n, t + n, m, t + n + m, t + n + 2 * m)
+        }
+        try op.check(status, "backward")
+    }
+}
+
+/// Where a DLTensor points: data (nil allowed), element type and shape.
+struct DLView {
+    let data: UnsafeMutableRawPointer?
+    let dtype: DType
+    let shape: [Int]
+    /// Keeps the viewed tensor's storage alive while the view is in use.
+    let tensor: Tensor?
+
+    init(_ tensor: Tensor) {
+        data = tensor.bytes
+        dtype = tensor.dtype
+        shape = tensor.shape
+        self.tensor = tensor
+    }
+
+    init(data: UnsafeMutableRawPointer?, dtype: DType, shape: [Int]) {
+        self.data = data
+        self.dtype = dtype
+        self.shape = shape
+        tensor = nil
+    }
+}
+
+/// Calls `body` with compact CPU DLTensors for `views`, laid out one after another; they (and their
+/// shape arrays) are valid during the call only.
+func withDLTensors<R>(_ views: [DLView], _ body: (UnsafeMutablePointer<DLTensor>) throws -> R) rethrows -> R {
+    let dims = views.flatMap { $0.shape.map { Int64($0) } }
+    return try dims.withUnsafeBufferPointer { dims in
+        try withUnsafeTemporaryAllocation(of: DLTensor.self, capacity: max(views.count, 1)) { tensors in
+            var next = 0
+            for (i, view) in views.enumerated() {
+                let shape = UnsafeMutablePointer(mutating: dims.baseAddress.map { $0 + next })
+                next += view.shape.count
+                (tensors.baseAddress! + i).initialize(to: DLTensor(
+                    data: view.data, device: DLDevice(device_type: kDLCPU, device_id: 0),
+                    ndim: Int32(view.shape.count), dtype: DLPackBridge.dlType(view.dtype),
+                    shape: shape, strides: nil, byte_offset: 0))
+            }
+            return try withExtendedLifetime(views) { try body(tensors.baseAddress!) }
+        }
     }
 }
 
