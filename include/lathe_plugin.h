@@ -226,27 +226,33 @@ lathe_status lathe_load_plugin(const char *path);
  * ------------------------------------------------------------------------------------------- */
 
 /**
- * Registers an op that calls `symbol` from the library at `library_path` on float32 tensors.
+ * Registers an op that calls `symbol` from the library at `library_path` on the node's tensors.
  *
  * `signature` declares the function's C prototype in terms of what the node provides:
  *
  *     signature  := return "(" [ param { "," param } ] ")"
  *     return     := "void" | "int"             (int: nonzero means failure)
- *     param      := "in" K                     const float *  data of input K
- *                 | "out" K [ ":in" J ]        float *        data of output K, whose shape is
- *                                                             that of input J (default 0)
- *                 | "count" K                  size_t         element count of input K
- *                 | "count64" K                int64_t        element count of input K
- *                 | "int" NAME                 int            attribute NAME (an int)
- *                 | "int64" NAME               int64_t        attribute NAME (an int)
- *                 | "float" NAME               float          attribute NAME (float or int)
- *                 | "double" NAME              double         attribute NAME (float or int)
+ *     param      := "in" K [ ":" TYPE ]        const T *   data of input K
+ *                 | "out" K { ":" TYPE | ":in" J }
+ *                                              T *         data of output K, whose shape is that
+ *                                                          of input J (default 0)
+ *                 | "count" K                  size_t      element count of input K
+ *                 | "count64" K                int64_t     element count of input K
+ *                 | "int" NAME                 int         attribute NAME (an int)
+ *                 | "int64" NAME               int64_t     attribute NAME (an int)
+ *                 | "float" NAME               float       attribute NAME (float or int)
+ *                 | "double" NAME              double      attribute NAME (float or int)
+ *     TYPE       := "f32" | "f64" | "i32" | "i64" | "u8" | "i8"
+ *                   (float, double, int32_t, int64_t, uint8_t, int8_t; default f32)
  *
  * e.g. "void(in0, out0, count0, float alpha)" for
- * `void dsp_highpass(const float *in, float *out, size_t n, float alpha)`. Spaces are optional
- * except between a type and an attribute name. The node must have exactly as many inputs as
- * the largest K or J referenced plus one (likewise outputs), every input must be float32, and
- * every named attribute must be present with a numeric value; all are checked at model load.
+ * `void dsp_highpass(const float *in, float *out, size_t n, float alpha)`, or
+ * "int(in0:f64, out0:u8:in0, count0)" for `int f(const double *x, uint8_t *y, size_t n)`.
+ * Each suffix of an outK is given at most once, in either order. Spaces are optional except
+ * between a type and an attribute name. The node must have exactly as many inputs as the largest
+ * K or J referenced plus one (likewise outputs); each input passed as data must have the
+ * declared element type (inputs passed only as counts may have any), and every named attribute
+ * must be present with a numeric value; all are checked when the model is loaded or planned.
  * @return LATHE_ERROR_IO if the library cannot be opened, LATHE_ERROR_INVALID_ARGUMENT for a
  *         missing symbol, a malformed signature or an overlapping registration.
  */
