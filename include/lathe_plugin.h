@@ -68,6 +68,8 @@ typedef struct lathe_attributes lathe_attributes;
 
 /**
  * Output types from input types; called when a session plans for new input shapes.
+ * An omitted optional input (an empty input name in the ONNX node) arrives with dtype 0 and rank
+ * -1; omitted outputs are refused when the model loads.
  * Lathe fills `outputs` with dtype 0 and rank -1 before the call; the op must set every output.
  * Lathe then checks what it wrote (known dtype, rank 0...LATHE_MAX_RANK, dims >= 0, size not
  * overflowing, agreement with the shape the model declares) and allocates outputs accordingly.
@@ -88,8 +90,9 @@ typedef lathe_status (*lathe_op_create_state_fn)(void *user_data, const lathe_at
 /**
  * Computes outputs from inputs. Tensors are compact row-major CPU tensors (strides NULL); the
  * outputs are preallocated by Lathe with the inferred types, so the op writes exactly
- * `product(outputs[i].shape)` elements into `outputs[i].data`. All pointers are valid during the
- * call only.
+ * `product(outputs[i].shape)` elements into `outputs[i].data`. An omitted optional input is a
+ * DLTensor with data NULL, ndim 0 and an all-zero dtype. All pointers are valid during the call
+ * only.
  */
 typedef lathe_status (*lathe_op_compute_fn)(void *user_data, void *state,
                                             const DLTensor *inputs, size_t input_count,

@@ -99,8 +99,8 @@ final class CustomOpKernel: Kernel, @unchecked Sendable {
     let declared: [ValueInfo?]
 
     init(op: CustomOp, context: NodeContext) throws {
-        guard context.inputPresent.allSatisfy({ $0 }) && context.outputPresent.allSatisfy({ $0 }) else {
-            throw LatheError.invalid("\(context.label): \(op.label) does not take omitted inputs or outputs")
+        guard context.outputPresent.allSatisfy({ $0 }) else {
+            throw LatheError.invalid("\(context.label): \(op.label) does not take omitted outputs")
         }
         self.op = op
         let inputCount = context.inputPresent.count
@@ -128,7 +128,10 @@ final class CustomOpKernel: Kernel, @unchecked Sendable {
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
         var types = [lathe_tensor_type](repeating: lathe_tensor_type(), count: inputCount)
         for (i, input) in inputs.enumerated() {
-            guard let input else { throw LatheError(.internal, "input \(i) of \(op.label) has no type") }
+            guard let input else {          // an omitted optional input: dtype 0, rank -1
+                types[i].rank = -1
+                continue
+            }
             guard input.shape.count <= Int(LATHE_MAX_RANK) else {
                 throw LatheError.shape("input \(i) of \(op.label) has rank \(input.shape.count); custom ops take at most \(LATHE_MAX_RANK)")
             }
@@ -190,7 +193,12 @@ final class CustomOpKernel: Kernel, @unchecked Sendable {
             try withUnsafeTemporaryAllocation(of: DLTensor.self, capacity: max(inputCount + outputCount, 1)) { tensors in
                 var nextDim = 0
                 func describe(_ tensor: Tensor?, at index: Int) throws {
-                    guard let tensor else { throw LatheError(.internal, "\(op.label) got an absent tensor") }
+                    guard let tensor else {     // an omitted optional input: data NULL, ndim 0
+                        (tensors.baseAddress! + index).initialize(to: DLTensor(
+                            data: nil, device: DLDevice(device_type: kDLCPU, device_id: 0), ndim: 0,
+                            dtype: DLDataType(code: 0, bits: 0, lanes: 0), shape: nil, strides: nil, byte_offset: 0))
+                        return
+                    }
                     let shape = dims.baseAddress! + nextDim
                     for (d, size) in tensor.shape.enumerated() { shape[d] = Int64(size) }
                     nextDim += tensor.rank
@@ -224,9 +232,8 @@ final class CustomOpGradient: GradientKernel, @unchecked Sendable {
         let op = kernel.op
         guard let callback = op.backward else { throw LatheError(.internal, "\(op.label) has no backward") }
         var views: [DLView] = []
-        for (slot, tensor) in pass.inputs.enumerated() {
-            guard let tensor else { throw LatheError(.internal, "input \(slot) of \(op.label) is absent") }
-            views.append(DLView(tensor))
+        for tensor in pass.inputs {
+            views.append(tensor.map { DLView($0) } ?? .absent)
         }
         var outputs: [Tensor] = []
         for (slot, tensor) in pass.outputs.enumerated() {
@@ -240,7 +247,7 @@ final class CustomOpGradient: GradientKernel, @unchecked Sendable {
         }
         for (slot, tensor) in pass.inputs.enumerated() {
             let gradient = slot < pass.inputGradients.count ? pass.inputGradients[slot] : nil
-            views.append(gradient.map { DLView($0) } ?? DLView(data: nil, dtype: .float32, shape: tensor!.shape))
+            views.append(gradient.map { DLView($0) } ?? tensor.map { DLView(data: nil, dtype: .float32, shape: $0.shape) } ?? .absent)
         }
         let (n, m) = (pass.inputs.count, outputs.count)
         op.clearPendingError()
@@ -258,6 +265,15 @@ struct DLView {
     let shape: [Int]
     /// Keeps the viewed tensor's storage alive while the view is in use.
     let tensor: Tensor?
+    /// Whether this stands for an omitted optional input (data NULL, ndim 0, dtype all zero).
+    var isAbsent = false
+
+    /// An omitted optional input.
+    static var absent: DLView {
+        var view = DLView(data: nil, dtype: .float32, shape: [])
+        view.isAbsent = true
+        return view
+    }
 
     init(_ tensor: Tensor) {
         data = tensor.bytes
@@ -286,8 +302,9 @@ func withDLTensors<R>(_ views: [DLView], _ body: (UnsafeMutablePointer<DLTensor>
                 next += view.shape.count
                 (tensors.baseAddress! + i).initialize(to: DLTensor(
                     data: view.data, device: DLDevice(device_type: kDLCPU, device_id: 0),
-                    ndim: Int32(view.shape.count), dtype: DLPackBridge.dlType(view.dtype),
-                    shape: shape, strides: nil, byte_offset: 0))
+                    ndim: Int32(view.shape.count),
+                    dtype: view.isAbsent ? DLDataType(code: 0, bits: 0, lanes: 0) : DLPackBridge.dlType(view.dtype),
+                    shape: view.shape.isEmpty ? nil : shape, strides: nil, byte_offset: 0))
             }
             return try withExtendedLifetime(views) { try body(tensors.baseAddress!) }
         }

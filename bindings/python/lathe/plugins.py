@@ -5,6 +5,8 @@ every node) with:
 
 ``infer_shapes(input_shapes, input_dtypes) -> [(shape, dtype), ...]``
     one ``(tuple of ints, numpy dtype)`` per output, from the input shapes (tuples) and dtypes.
+    An omitted optional input (an empty input name in the ONNX node) has shape and dtype None,
+    and is None among the arrays of ``forward`` and ``backward``.
 ``forward(inputs, outputs)``
     ``inputs`` are read-only numpy views of Lathe's input buffers, ``outputs`` writable views of
     the preallocated outputs (no copies either way). Write into ``outputs``, or return one array
@@ -205,7 +207,9 @@ def _implementation(user_data, state):
 
 
 def _view(tensor, writable):
-    """A zero-copy numpy view of a DLTensor's elements."""
+    """A zero-copy numpy view of a DLTensor's elements; None for an omitted input (NULL data, no dtype)."""
+    if not tensor.data and tensor.dtype.bits == 0:
+        return None
     dtype = _DTYPES[_dtype_code(tensor.dtype)]
     shape = tuple(tensor.shape[i] for i in range(tensor.ndim))
     count = int(np.prod(shape, dtype=np.int64))
@@ -228,8 +232,9 @@ def _dtype_code(dl):
 @_INFER
 def _infer(user_data, state, inputs, input_count, outputs, output_count):
     try:
-        shapes = [tuple(inputs[i].dims[d] for d in range(inputs[i].rank)) for i in range(input_count)]
-        dtypes = [_DTYPES[inputs[i].dtype] for i in range(input_count)]
+        shapes = [None if inputs[i].rank < 0 else tuple(inputs[i].dims[d] for d in range(inputs[i].rank))
+                  for i in range(input_count)]
+        dtypes = [None if inputs[i].rank < 0 else _DTYPES[inputs[i].dtype] for i in range(input_count)]
         result = list(_implementation(user_data, state).infer_shapes(shapes, dtypes))
         if len(result) != output_count:
             raise ValueError(f"infer_shapes returned {len(result)} outputs; the node has {output_count}")
@@ -298,9 +303,9 @@ def _backward(user_data, state, inputs, input_count, outputs, output_count, outp
             if value is None or not input_grads[i].data:
                 continue
             value = np.asarray(value)
-            if value.shape != ins[i].shape:
+            if ins[i] is None or value.shape != ins[i].shape:
                 raise ValueError(f"backward returned shape {value.shape} for the gradient of input {i}, "
-                                 f"whose shape is {ins[i].shape}")
+                                 f"whose shape is {None if ins[i] is None else ins[i].shape}")
             gradient = _view(input_grads[i], True)
             gradient += value
         return 0

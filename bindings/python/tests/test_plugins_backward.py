@@ -215,3 +215,48 @@ def test_c_op_backward_gradient_check_and_training(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 failed" in result.stdout and int(result.stdout.split(" passed")[0].split()[-1]) >= 15
     assert LIBRARY_DIR is not None
+
+
+class AffineOptional:
+    """y = (x + bias) * scale, where bias (slot 1) and scale (slot 2) may be omitted (0 and 1)."""
+
+    seen = []
+
+    def __init__(self, attributes):
+        pass
+
+    def infer_shapes(self, shapes, dtypes):
+        AffineOptional.seen.append((shapes, dtypes))
+        return [(shapes[0], dtypes[0])]
+
+    def forward(self, inputs, outputs):
+        x, bias, scale = inputs
+        outputs[0][...] = (x + (0 if bias is None else bias)) * (1 if scale is None else scale)
+
+    def backward(self, inputs, outputs, output_grads):
+        x, bias, scale = inputs
+        dy = output_grads[0]
+        s = 1 if scale is None else scale
+        dscale = None if scale is None else dy * (x + (0 if bias is None else bias))
+        return [dy * s, None if bias is None else dy * s, dscale]
+
+
+def test_omitted_optional_inputs_reach_a_python_op_as_none():
+    lathe.register_op(DOMAIN, "AffineOptional", AffineOptional)
+    node = helper.make_node("AffineOptional", ["x", "", "s"], ["y"], name="op", domain=DOMAIN)
+    model = lathe.Model(model_bytes([node], [("x", [2, 3]), ("s", [2, 3])], [("y", [2, 3])], {DOMAIN: 1}))
+    rng = np.random.default_rng(6)
+    feeds = {"x": rng.uniform(-1, 1, (2, 3)).astype(np.float32), "s": rng.uniform(-1, 1, (2, 3)).astype(np.float32)}
+    np.testing.assert_allclose(model.predict(feeds), feeds["x"] * feeds["s"], rtol=1e-6)
+    shapes, dtypes = AffineOptional.seen[-1]
+    assert shapes == [(2, 3), None, (2, 3)] and dtypes[1] is None
+    seed = rng.uniform(-1, 1, (2, 3)).astype(np.float32)
+    dx, ds = model.gradients(feeds, seed, ["x", "s"])
+    np.testing.assert_allclose(dx, seed * feeds["s"], rtol=1e-6)
+    np.testing.assert_allclose(ds, seed * feeds["x"], rtol=1e-6)
+    np.testing.assert_allclose(ds, central_differences(model, feeds, seed, "s"), rtol=2e-3, atol=2e-3)
+
+    trailing = helper.make_node("AffineOptional", ["x", "b", ""], ["y"], name="op", domain=DOMAIN)
+    model = lathe.Model(model_bytes([trailing], [("x", [4]), ("b", [4])], [("y", [4])], {DOMAIN: 1}))
+    np.testing.assert_allclose(model.predict({"x": np.ones(4, np.float32), "b": np.arange(4, dtype=np.float32)}),
+                               1 + np.arange(4, dtype=np.float32))
