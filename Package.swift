@@ -32,7 +32,12 @@ let package = Package(
 
         .executableTarget(
             name: "lathe-cli",
-            dependencies: ["Lathe", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            // LatheC: `--plugin` loads libraries through lathe_load_plugin. The executable exports the
+            // lathe_* functions (LatheC's version script limits the export to them), and the global
+            // lookup scope comes first, so a plugin's calls bind to this process's op table even though
+            // its `NEEDED liblathe.so` gets mapped (unused) beside it.
+            dependencies: ["Lathe", "LatheC", "CLathe", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic"])]
         ),
 
         // MARK: - Implementation details

@@ -37,8 +37,8 @@
  * loaded model still uses it. Without a `release` callback, they must
  * stay valid for the rest of the process.
  *
- * Threads: `infer` and `compute` may be called from several threads at once (sessions of one
- * model share the node's state), so they must only read `user_data` and `state`.
+ * Threads: `infer`, `compute` and `backward` may be called from several threads at once (sessions
+ * of one model share the node's state), so they must only read `user_data` and `state`.
  */
 #ifndef LATHE_PLUGIN_H
 #define LATHE_PLUGIN_H
@@ -68,6 +68,8 @@ typedef struct lathe_attributes lathe_attributes;
 
 /**
  * Output types from input types; called when a session plans for new input shapes.
+ * An omitted optional input (an empty input name in the ONNX node) arrives with dtype 0 and rank
+ * -1; omitted outputs are refused when the model loads.
  * Lathe fills `outputs` with dtype 0 and rank -1 before the call; the op must set every output.
  * Lathe then checks what it wrote (known dtype, rank 0...LATHE_MAX_RANK, dims >= 0, size not
  * overflowing, agreement with the shape the model declares) and allocates outputs accordingly.
@@ -88,21 +90,39 @@ typedef lathe_status (*lathe_op_create_state_fn)(void *user_data, const lathe_at
 /**
  * Computes outputs from inputs. Tensors are compact row-major CPU tensors (strides NULL); the
  * outputs are preallocated by Lathe with the inferred types, so the op writes exactly
- * `product(outputs[i].shape)` elements into `outputs[i].data`. All pointers are valid during the
- * call only.
+ * `product(outputs[i].shape)` elements into `outputs[i].data`. An omitted optional input is a
+ * DLTensor with data NULL, ndim 0 and an all-zero dtype. All pointers are valid during the call
+ * only.
  */
 typedef lathe_status (*lathe_op_compute_fn)(void *user_data, void *state,
                                             const DLTensor *inputs, size_t input_count,
                                             DLTensor *outputs, size_t output_count);
 
 /**
- * Gradients of the inputs from the gradients of the outputs (optional; for training). Lathe
- * stores it with the op; inference never calls it.
+ * Back-propagation through the op (optional): adds dLoss/dInput to the input gradients, given
+ * dLoss/dOutput. Used when a graph holding the op is differentiated (training,
+ * lathe_model_gradients); inference never calls it. Without it, differentiating through the op
+ * fails with LATHE_ERROR_UNSUPPORTED_OP naming the op and node.
+ *
+ * - `inputs[0..input_count)` and `outputs[0..output_count)` are the node's tensors of the
+ *   forward pass, as compute saw and wrote them (read-only).
+ * - `output_grads[i]` is dLoss/d`outputs[i]`: float32, shaped like `outputs[i]`, always present
+ *   (all zeros when no gradient flows back through that output). Read-only.
+ * - `input_grads[i]` is dLoss/d`inputs[i]`: float32, shaped like `inputs[i]`. Its `data` is NULL
+ *   when no gradient is wanted for that input (a constant, an integer input): skip it.
+ *   **Accumulate, do not overwrite**: the buffers are zeroed once per backward pass for the whole
+ *   graph, and each consumer of a value adds its share, so they may already hold the
+ *   contributions of other nodes reading the same value. Write `dx[i] += ...`, never `dx[i] = ...`.
+ *
+ * All tensors are compact row-major CPU tensors (strides NULL), valid during the call only. On
+ * failure, call lathe_plugin_set_error and return a non-OK status; the caller then gets
+ * LATHE_ERROR_PLUGIN with a message naming the node. May be called from several threads at once
+ * (one per gradient computation), like compute.
  */
 typedef lathe_status (*lathe_op_backward_fn)(void *user_data, void *state,
                                              const DLTensor *inputs, size_t input_count,
-                                             const DLTensor *output_grads, size_t output_count,
-                                             DLTensor *input_grads, size_t input_grad_count);
+                                             const DLTensor *outputs, size_t output_count,
+                                             const DLTensor *output_grads, DLTensor *input_grads);
 
 /** Frees a node's state when the last model using the node is freed (optional). */
 typedef void (*lathe_op_destroy_state_fn)(void *user_data, void *state);
@@ -209,27 +229,33 @@ lathe_status lathe_load_plugin(const char *path);
  * ------------------------------------------------------------------------------------------- */
 
 /**
- * Registers an op that calls `symbol` from the library at `library_path` on float32 tensors.
+ * Registers an op that calls `symbol` from the library at `library_path` on the node's tensors.
  *
  * `signature` declares the function's C prototype in terms of what the node provides:
  *
  *     signature  := return "(" [ param { "," param } ] ")"
  *     return     := "void" | "int"             (int: nonzero means failure)
- *     param      := "in" K                     const float *  data of input K
- *                 | "out" K [ ":in" J ]        float *        data of output K, whose shape is
- *                                                             that of input J (default 0)
- *                 | "count" K                  size_t         element count of input K
- *                 | "count64" K                int64_t        element count of input K
- *                 | "int" NAME                 int            attribute NAME (an int)
- *                 | "int64" NAME               int64_t        attribute NAME (an int)
- *                 | "float" NAME               float          attribute NAME (float or int)
- *                 | "double" NAME              double         attribute NAME (float or int)
+ *     param      := "in" K [ ":" TYPE ]        const T *   data of input K
+ *                 | "out" K { ":" TYPE | ":in" J }
+ *                                              T *         data of output K, whose shape is that
+ *                                                          of input J (default 0)
+ *                 | "count" K                  size_t      element count of input K
+ *                 | "count64" K                int64_t     element count of input K
+ *                 | "int" NAME                 int         attribute NAME (an int)
+ *                 | "int64" NAME               int64_t     attribute NAME (an int)
+ *                 | "float" NAME               float       attribute NAME (float or int)
+ *                 | "double" NAME              double      attribute NAME (float or int)
+ *     TYPE       := "f32" | "f64" | "i32" | "i64" | "u8" | "i8"
+ *                   (float, double, int32_t, int64_t, uint8_t, int8_t; default f32)
  *
  * e.g. "void(in0, out0, count0, float alpha)" for
- * `void dsp_highpass(const float *in, float *out, size_t n, float alpha)`. Spaces are optional
- * except between a type and an attribute name. The node must have exactly as many inputs as
- * the largest K or J referenced plus one (likewise outputs), every input must be float32, and
- * every named attribute must be present with a numeric value; all are checked at model load.
+ * `void dsp_highpass(const float *in, float *out, size_t n, float alpha)`, or
+ * "int(in0:f64, out0:u8:in0, count0)" for `int f(const double *x, uint8_t *y, size_t n)`.
+ * Each suffix of an outK is given at most once, in either order. Spaces are optional except
+ * between a type and an attribute name. The node must have exactly as many inputs as the largest
+ * K or J referenced plus one (likewise outputs); each input passed as data must have the
+ * declared element type (inputs passed only as counts may have any), and every named attribute
+ * must be present with a numeric value; all are checked when the model is loaded or planned.
  * @return LATHE_ERROR_IO if the library cannot be opened, LATHE_ERROR_INVALID_ARGUMENT for a
  *         missing symbol, a malformed signature or an overlapping registration.
  */
@@ -237,6 +263,40 @@ lathe_status lathe_register_foreign_op(const char *domain, const char *op_type,
                                        int32_t since_version, int32_t until_version,
                                        const char *library_path, const char *symbol,
                                        const char *signature);
+
+/* ---------------------------------------------------------------------------------------------
+ * Gradients through a loaded model (checking a custom op's backward; custom training loops)
+ * ------------------------------------------------------------------------------------------- */
+
+/**
+ * Back-propagates through a loaded model: runs it on `inputs`, then writes, for each value in
+ * `names`, dLoss/dValue = sum over outputs k of output_grads[k] * d(output k)/dValue (a
+ * vector-Jacobian product). The function differentiated is the one lathe_session_run computes
+ * (inference mode: Dropout passes through, BatchNormalization uses its running statistics).
+ * Gradients come from the op table: built-in ops' and custom ops' `backward`. The model is not
+ * changed; weights to be trained can be graph inputs, updated by the caller between calls.
+ * Thread-safe (each call builds its own backward pass, which is why it suits gradient checks and
+ * small custom loops rather than fast training).
+ *
+ * @param inputs        one compact row-major CPU tensor per model input, in model order; borrowed
+ *                      for the call only.
+ * @param output_grads  one float32 tensor per model output, in model order, shaped like that
+ *                      output for these inputs; borrowed for the call only.
+ * @param names         `name_count` names of float32 graph inputs or initializers.
+ * @param out_grads     receives `name_count` new float32 DLPack tensors, each shaped like its value.
+ *                      The caller owns them and calls each one's deleter exactly once. On failure
+ *                      nothing is written.
+ * @return LATHE_ERROR_INVALID_ARGUMENT for a wrong count or an unknown name,
+ *         LATHE_ERROR_SHAPE_MISMATCH / LATHE_ERROR_DTYPE_MISMATCH for a tensor that does not fit,
+ *         LATHE_ERROR_UNSUPPORTED_OP when a differentiated value flows through an op without a
+ *         backward (e.g. a foreign kernel; the message names the op and node),
+ *         LATHE_ERROR_PLUGIN when a custom op's backward fails (naming the node).
+ */
+lathe_status lathe_model_gradients(const lathe_model *model,
+                                   const DLTensor *inputs, size_t input_count,
+                                   const DLTensor *output_grads, size_t output_count,
+                                   const char *const *names, size_t name_count,
+                                   DLManagedTensor **out_grads);
 
 /* ---------------------------------------------------------------------------------------------
  * The op registry: built-in and custom ops alike

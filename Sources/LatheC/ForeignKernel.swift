@@ -6,10 +6,10 @@ import Lathe
 struct ForeignSignature: Sendable {
     /// One parameter of the C function and what the node supplies for it.
     enum Parameter: Sendable, Equatable {
-        /// `const float *` data of an input.
-        case input(Int)
-        /// `float *` data of an output, shaped like input `shapeOf`.
-        case output(Int, shapeOf: Int)
+        /// `const T *` data of an input whose element type is `dtype`.
+        case input(Int, DType)
+        /// `T *` data of an output of element type `dtype`, shaped like input `shapeOf`.
+        case output(Int, shapeOf: Int, DType)
         /// `size_t` element count of an input.
         case count(Int)
         /// `int64_t` element count of an input.
@@ -31,6 +31,15 @@ struct ForeignSignature: Sendable {
     let inputCount: Int
     /// Outputs the node must have; output k is shaped like input `outputShapeOf[k]`.
     let outputShapeOf: [Int]
+    /// Element type of each output.
+    let outputTypes: [DType]
+    /// Element type of each input whose data the function reads (inputs passed only as counts may
+    /// have any type).
+    let inputTypes: [Int: DType]
+
+    /// The element-type suffixes of `inK:TYPE` / `outK:TYPE`, and the types they name.
+    static let elementTypes: [String: DType] = ["f32": .float32, "f64": .float64, "i32": .int32, "i64": .int64,
+                                                "u8": .uint8, "i8": .int8]
 
     /// Parses and checks a declaration such as `"void(in0, out0, count0, float alpha)"`.
     /// - Throws: `.invalidArgument` naming the part that is malformed.
@@ -72,28 +81,49 @@ struct ForeignSignature: Sendable {
                 guard !digits.isEmpty, digits.count <= 3, digits.allSatisfy(\.isASCII), let k = Int(digits) else { return nil }
                 return k
             }
+            /// `word` split at ':' into its head and an element type and/or a shape source (`inJ`).
+            func suffixes(_ allowShape: Bool) throws -> (head: Substring, dtype: DType, shapeOf: Int?) {
+                let parts = word.split(separator: ":", omittingEmptySubsequences: false)
+                var dtype: DType?, shapeOf: Int?
+                for part in parts.dropFirst() {
+                    if let t = Self.elementTypes[String(part)], dtype == nil {
+                        dtype = t
+                    } else if allowShape, part.hasPrefix("in"), shapeOf == nil, let j = Int(part.dropFirst(2)), j >= 0, j < 1000 {
+                        shapeOf = j
+                    } else {
+                        throw fail("'\(part)' in '\(word)' is not an element type (\(Self.elementTypes.keys.sorted().joined(separator: ", ")))\(allowShape ? " or a shape source inJ" : "") given once")
+                    }
+                }
+                return (parts[0], dtype ?? .float32, shapeOf)
+            }
             if let k = index(after: "count64") { parameters.append(.count64(k)) }
             else if let k = index(after: "count") { parameters.append(.count(k)) }
-            else if let k = index(after: "in") { parameters.append(.input(k)) }
-            else if word.hasPrefix("out") {
-                let parts = word.split(separator: ":", omittingEmptySubsequences: false)
-                let k = parts.count <= 2 ? Int(parts[0].dropFirst(3)) : nil
-                let j = parts.count == 2 ? (parts[1].hasPrefix("in") ? Int(parts[1].dropFirst(2)) : nil) : 0
-                guard let k, let j, k >= 0, j >= 0, k < 1000, j < 1000 else { throw fail("parameter '\(word)' is not understood") }
-                parameters.append(.output(k, shapeOf: j))
+            else if word.hasPrefix("in") {
+                let (head, dtype, _) = try suffixes(false)
+                guard let k = Int(head.dropFirst(2)), k >= 0, k < 1000 else { throw fail("parameter '\(word)' is not understood") }
+                parameters.append(.input(k, dtype))
+            } else if word.hasPrefix("out") {
+                let (head, dtype, shapeOf) = try suffixes(true)
+                guard let k = Int(head.dropFirst(3)), k >= 0, k < 1000 else { throw fail("parameter '\(word)' is not understood") }
+                parameters.append(.output(k, shapeOf: shapeOf ?? 0, dtype))
             } else {
-                throw fail("parameter '\(word)' is not understood (expected inK, outK, outK:inJ, countK, count64K or '<type> <attribute>')")
+                throw fail("parameter '\(word)' is not understood (expected inK[:TYPE], outK[:TYPE][:inJ], countK, count64K or '<type> <attribute>')")
             }
         }
         var inputCount = 0
-        var outputs: [Int: Int] = [:]
+        var outputs: [Int: (shapeOf: Int, dtype: DType)] = [:]
+        var inputTypes: [Int: DType] = [:]
         for p in parameters {
             switch p {
-            case .input(let k), .count(let k), .count64(let k): inputCount = max(inputCount, k + 1)
-            case .output(let k, let j):
+            case .count(let k), .count64(let k): inputCount = max(inputCount, k + 1)
+            case .input(let k, let dtype):
+                inputCount = max(inputCount, k + 1)
+                if let previous = inputTypes[k], previous != dtype { throw fail("input \(k) is declared with two element types") }
+                inputTypes[k] = dtype
+            case .output(let k, let j, let dtype):
                 inputCount = max(inputCount, j + 1)
-                if let previous = outputs[k], previous != j { throw fail("output \(k) is declared with two shapes") }
-                outputs[k] = j
+                if let previous = outputs[k], previous != (j, dtype) { throw fail("output \(k) is declared twice, differently") }
+                outputs[k] = (j, dtype)
             default: break
             }
         }
@@ -104,7 +134,9 @@ struct ForeignSignature: Sendable {
         }
         self.parameters = parameters
         self.inputCount = inputCount
-        self.outputShapeOf = (0..<outputCount).map { outputs[$0]! }
+        self.outputShapeOf = (0..<outputCount).map { outputs[$0]!.shapeOf }
+        self.outputTypes = (0..<outputCount).map { outputs[$0]!.dtype }
+        self.inputTypes = inputTypes
     }
 }
 
@@ -204,12 +236,14 @@ final class ForeignKernel: Kernel, @unchecked Sendable {
     }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
+        let signature = function.signature
         for (k, input) in inputs.enumerated() {
-            guard let input, input.dtype == .float32 else {
-                throw LatheError.dtype("\(label): input \(k) must be float32, got \(inputs[k].map { "\($0.dtype)" } ?? "nothing")")
+            guard let input else { throw LatheError(.internal, "\(label): input \(k) has no type") }
+            if let declared = signature.inputTypes[k], input.dtype != declared {
+                throw LatheError.dtype("\(label): input \(k) must be \(declared) as the signature declares, got \(input.dtype)")
             }
         }
-        return function.signature.outputShapeOf.map { j in TensorType(.float32, inputs[j]!.shape) }
+        return zip(signature.outputShapeOf, signature.outputTypes).map { j, dtype in TensorType(dtype, inputs[j]!.shape) }
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
@@ -222,10 +256,10 @@ final class ForeignKernel: Kernel, @unchecked Sendable {
                     let slot = UnsafeMutableRawPointer(slots.baseAddress! + i)
                     slot.storeBytes(of: attributeBits[i], as: UInt64.self)
                     switch parameter {
-                    case .input(let k):
+                    case .input(let k, _):
                         guard let t = inputs[k] else { throw LatheError(.internal, "\(label): input \(k) is absent") }
                         slot.storeBytes(of: t.bytes, as: UnsafeMutableRawPointer.self)
-                    case .output(let k, _):
+                    case .output(let k, _, _):
                         guard let t = outputs[k] else { throw LatheError(.internal, "\(label): output \(k) is absent") }
                         slot.storeBytes(of: t.bytes, as: UnsafeMutableRawPointer.self)
                     case .count(let k), .count64(let k):

@@ -12,7 +12,7 @@ final class CustomOp: @unchecked Sendable {
     let infer: lathe_op_infer_fn
     let createState: lathe_op_create_state_fn?
     let compute: lathe_op_compute_fn
-    /// Stored for training; inference never calls it.
+    /// Back-propagation, bridged to the gradient engine by `CustomOpGradient`; nil: not differentiable.
     let backward: lathe_op_backward_fn?
     let destroyState: lathe_op_destroy_state_fn?
     /// Set to nil when the registration fails, so nothing of a refused op is ever called.
@@ -77,11 +77,15 @@ final class CustomOp: @unchecked Sendable {
         if lts_plugin_error() != nil { lts_set_plugin_error(nil) }
     }
 
-    /// The registry entry whose kernels call this op.
+    /// The registry entry whose kernels (and, with a `backward`, gradients) call this op.
     func entry(since: Int, until: Int, origin: String) -> OpEntry {
-        OpEntry(domain: domain, opType: opType, since: since, until: until, origin: origin) { [self] context in
-            try CustomOpKernel(op: self, context: context)
+        let makeGradient: (@Sendable (NodeContext) throws -> any GradientKernel)? = backward == nil ? nil : {
+            @Sendable [self] (context: NodeContext) throws -> any GradientKernel in
+            try CustomOpGradient(kernel: CustomOpKernel(op: self, context: context))
         }
+        return OpEntry(domain: domain, opType: opType, since: since, until: until, origin: origin,
+                       makeKernel: { [self] context in try CustomOpKernel(op: self, context: context) },
+                       makeGradient: makeGradient)
     }
 }
 
@@ -95,8 +99,8 @@ final class CustomOpKernel: Kernel, @unchecked Sendable {
     let declared: [ValueInfo?]
 
     init(op: CustomOp, context: NodeContext) throws {
-        guard context.inputPresent.allSatisfy({ $0 }) && context.outputPresent.allSatisfy({ $0 }) else {
-            throw LatheError.invalid("\(context.label): \(op.label) does not take omitted inputs or outputs")
+        guard context.outputPresent.allSatisfy({ $0 }) else {
+            throw LatheError.invalid("\(context.label): \(op.label) does not take omitted outputs")
         }
         self.op = op
         let inputCount = context.inputPresent.count
@@ -124,7 +128,10 @@ final class CustomOpKernel: Kernel, @unchecked Sendable {
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
         var types = [lathe_tensor_type](repeating: lathe_tensor_type(), count: inputCount)
         for (i, input) in inputs.enumerated() {
-            guard let input else { throw LatheError(.internal, "input \(i) of \(op.label) has no type") }
+            guard let input else {          // an omitted optional input: dtype 0, rank -1
+                types[i].rank = -1
+                continue
+            }
             guard input.shape.count <= Int(LATHE_MAX_RANK) else {
                 throw LatheError.shape("input \(i) of \(op.label) has rank \(input.shape.count); custom ops take at most \(LATHE_MAX_RANK)")
             }
@@ -186,7 +193,12 @@ final class CustomOpKernel: Kernel, @unchecked Sendable {
             try withUnsafeTemporaryAllocation(of: DLTensor.self, capacity: max(inputCount + outputCount, 1)) { tensors in
                 var nextDim = 0
                 func describe(_ tensor: Tensor?, at index: Int) throws {
-                    guard let tensor else { throw LatheError(.internal, "\(op.label) got an absent tensor") }
+                    guard let tensor else {     // an omitted optional input: data NULL, ndim 0
+                        (tensors.baseAddress! + index).initialize(to: DLTensor(
+                            data: nil, device: DLDevice(device_type: kDLCPU, device_id: 0), ndim: 0,
+                            dtype: DLDataType(code: 0, bits: 0, lanes: 0), shape: nil, strides: nil, byte_offset: 0))
+                        return
+                    }
                     let shape = dims.baseAddress! + nextDim
                     for (d, size) in tensor.shape.enumerated() { shape[d] = Int64(size) }
                     nextDim += tensor.rank
@@ -203,6 +215,99 @@ final class CustomOpKernel: Kernel, @unchecked Sendable {
             }
         }
         try op.check(status, "compute")
+    }
+}
+
+/// A node's backward served by a C op's `backward` callback, with a node state of its own.
+///
+/// The engine hands over gradient buffers to accumulate into (zeroed once per pass); they go to the
+/// callback as they are, so it adds its share (`+=`) as `lathe_op_backward_fn` documents. An output
+/// without a gradient gets a zero tensor; an input without one gets a DLTensor whose data is NULL.
+final class CustomOpGradient: GradientKernel, @unchecked Sendable {
+    let kernel: CustomOpKernel
+
+    init(kernel: CustomOpKernel) { self.kernel = kernel }
+
+    func backward(_ pass: BackwardPass) throws {
+        let op = kernel.op
+        guard let callback = op.backward else { throw LatheError(.internal, "\(op.label) has no backward") }
+        var views: [DLView] = []
+        for tensor in pass.inputs {
+            views.append(tensor.map { DLView($0) } ?? .absent)
+        }
+        var outputs: [Tensor] = []
+        for (slot, tensor) in pass.outputs.enumerated() {
+            guard let tensor else { throw LatheError(.internal, "output \(slot) of \(op.label) is absent") }
+            outputs.append(tensor)
+            views.append(DLView(tensor))
+        }
+        for (slot, output) in outputs.enumerated() {
+            let gradient = slot < pass.outputGradients.count ? pass.outputGradients[slot] : nil
+            views.append(DLView(try gradient ?? Tensor(.float32, shape: output.shape)))
+        }
+        for (slot, tensor) in pass.inputs.enumerated() {
+            let gradient = slot < pass.inputGradients.count ? pass.inputGradients[slot] : nil
+            views.append(gradient.map { DLView($0) } ?? tensor.map { DLView(data: nil, dtype: .float32, shape: $0.shape) } ?? .absent)
+        }
+        let (n, m) = (pass.inputs.count, outputs.count)
+        op.clearPendingError()
+        let status = withDLTensors(views) { t in
+            callback(op.userData, kernel.state, t, n, t + n, m, t + n + m, t + n + 2 * m)
+        }
+        try op.check(status, "backward")
+    }
+}
+
+/// Where a DLTensor points: data (nil allowed), element type and shape.
+struct DLView {
+    let data: UnsafeMutableRawPointer?
+    let dtype: DType
+    let shape: [Int]
+    /// Keeps the viewed tensor's storage alive while the view is in use.
+    let tensor: Tensor?
+    /// Whether this stands for an omitted optional input (data NULL, ndim 0, dtype all zero).
+    var isAbsent = false
+
+    /// An omitted optional input.
+    static var absent: DLView {
+        var view = DLView(data: nil, dtype: .float32, shape: [])
+        view.isAbsent = true
+        return view
+    }
+
+    init(_ tensor: Tensor) {
+        data = tensor.bytes
+        dtype = tensor.dtype
+        shape = tensor.shape
+        self.tensor = tensor
+    }
+
+    init(data: UnsafeMutableRawPointer?, dtype: DType, shape: [Int]) {
+        self.data = data
+        self.dtype = dtype
+        self.shape = shape
+        tensor = nil
+    }
+}
+
+/// Calls `body` with compact CPU DLTensors for `views`, laid out one after another; they (and their
+/// shape arrays) are valid during the call only.
+func withDLTensors<R>(_ views: [DLView], _ body: (UnsafeMutablePointer<DLTensor>) throws -> R) rethrows -> R {
+    let dims = views.flatMap { $0.shape.map { Int64($0) } }
+    return try dims.withUnsafeBufferPointer { dims in
+        try withUnsafeTemporaryAllocation(of: DLTensor.self, capacity: max(views.count, 1)) { tensors in
+            var next = 0
+            for (i, view) in views.enumerated() {
+                let shape = UnsafeMutablePointer(mutating: dims.baseAddress.map { $0 + next })
+                next += view.shape.count
+                (tensors.baseAddress! + i).initialize(to: DLTensor(
+                    data: view.data, device: DLDevice(device_type: kDLCPU, device_id: 0),
+                    ndim: Int32(view.shape.count),
+                    dtype: view.isAbsent ? DLDataType(code: 0, bits: 0, lanes: 0) : DLPackBridge.dlType(view.dtype),
+                    shape: view.shape.isEmpty ? nil : shape, strides: nil, byte_offset: 0))
+            }
+            return try withExtendedLifetime(views) { try body(tensors.baseAddress!) }
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 import Glibc
 #endif
 import ArgumentParser
+import CLathe
 import Lathe
+import LatheC
 
 /// `lathe-cli`: inspect, list ops, run, benchmark and re-export ONNX models from the shell.
 @main
@@ -18,8 +20,10 @@ struct LatheCLI: ParsableCommand {
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a model's inputs, outputs and ops.")
     @Argument(help: "Path to an ONNX model.") var model: String
+    @OptionGroup var plugins: PluginOptions
 
     func run() throws {
+        try plugins.load()
         let m = try loadModel(model)
         for (title, infos) in [("inputs", m.inputs), ("outputs", m.outputs)] {
             print("\(title):")
@@ -50,8 +54,10 @@ struct Export: ParsableCommand {
 struct Ops: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the ops this installation supports.")
     @Flag(help: "Print a markdown table.") var markdown = false
+    @OptionGroup var plugins: PluginOptions
 
-    func run() {
+    func run() throws {
+        try plugins.load()
         let entries = defaultRegistry.entries
         if markdown {
             print("| domain | op | opsets | origin |\n| --- | --- | --- | --- |")
@@ -64,9 +70,24 @@ struct Ops: ParsableCommand {
     }
 }
 
+/// `--plugin PATH` (repeatable): plugin libraries loaded before anything else.
+struct PluginOptions: ParsableArguments {
+    @Option(name: .customLong("plugin"), help: ArgumentHelp(
+        "A plugin library to load (as lathe_load_plugin does); repeatable.", valueName: "path"))
+    var paths: [String] = []
+
+    /// Loads each library in order, or fails naming it with Lathe's message.
+    func load() throws {
+        for path in paths where lathe_load_plugin(path) != LATHE_OK {
+            throw ValidationError(String(cString: lathe_last_error()))
+        }
+    }
+}
+
 /// Options shared by `run` and `bench`.
 struct FeedOptions: ParsableArguments {
     @Argument(help: "Path to an ONNX model.") var model: String
+    @OptionGroup var plugins: PluginOptions
     @Option(help: "Size given to symbolic dimensions (the batch).") var batch = 1
     @Option(help: "Seed for the random inputs.") var seed: UInt64 = 1
     @Option(help: "Threads a run may use (1: deterministic, on the calling thread).") var threads = 1
@@ -81,6 +102,7 @@ struct Run: ParsableCommand {
     @OptionGroup var options: FeedOptions
 
     func run() throws {
+        try options.plugins.load()
         let m = try loadModel(options.model)
         let session = Session(model: m, options: options.sessionOptions)
         for (name, t) in try randomFeeds(m, batch: options.batch, seed: options.seed) { try session.setInput(name, t) }
@@ -107,6 +129,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed warm-up runs.") var warmup = 100
 
     func run() throws {
+        try options.plugins.load()
         let loadStart = now()
         let m = try loadModel(options.model)
         let loadTime = now() - loadStart

@@ -64,3 +64,46 @@ final class CubeGradient: GradientKernel {
         }
     }
 }
+
+/// A graph with a custom-domain op trains with the gradient engine and an optimizer, its weights being
+/// the graph's initializers (updated in place), as a plugin op's entry carries its own gradient.
+@Suite struct PluginTrainingTests {
+    @Test func gemmThenCustomOpLearnsATeachersMapping() throws {
+        let registry = try TrainingOps.makeRegistry()
+        try registry.register(OpEntry(domain: "com.acme", opType: "Cube", origin: "test plugin",
+                                      makeKernel: { _ in CubeKernel() }, makeGradient: { _ in CubeGradient() }))
+        var rng = SeededGenerator(seed: 9)
+        let x = try randomTensor([16, 3], &rng)
+        func graph(_ w: Tensor, _ b: Tensor) -> Graph {
+            var g = Graph(inputs: [ValueInfo(name: "x", dtype: .float32, dims: [.fixed(16), .fixed(3)])],
+                          outputs: [ValueInfo(name: "y", dtype: .float32, dims: nil)],
+                          nodes: [Node(name: "gemm", opType: "Gemm", inputs: ["x", "W", "B"], outputs: ["h"]),
+                                  Node(name: "cube", opType: "Cube", domain: "com.acme", inputs: ["h"], outputs: ["y"])],
+                          opsets: ["": 17, "com.acme": 1])
+            g.initializers = ["W": w, "B": b]
+            return g
+        }
+        // Targets from a teacher with the same architecture; the student starts from small weights.
+        let teacher = try GradientEngine(graph: graph(try randomTensor([3, 2], &rng), try randomTensor([2], &rng, -0.3...0.3)),
+                                         registry: registry, differentiable: [])
+        let target = try teacher.forward(["x": x], training: false)[0].floatArray()
+        let w = try randomTensor([3, 2], &rng, -0.1...0.1), b = try Tensor(shape: [2], floats: [0, 0])
+        let student = try GradientEngine(graph: graph(w, b), registry: registry, differentiable: ["W", "B"])
+        let optimizer = Optimizer.adam(learningRate: 0.05)
+        var losses: [Double] = []
+        for _ in 0..<300 {
+            let y = try student.forward(["x": x], training: true)[0]
+            var loss = 0.0
+            var dy = [Float](repeating: 0, count: y.count)
+            for i in 0..<y.count {
+                let d = y.floats[i] - target[i]
+                loss += Double(d * d) / Double(y.count)
+                dy[i] = 2 * d / Float(y.count)
+            }
+            losses.append(loss)
+            try student.backward(seeds: ["y": try Tensor(shape: y.shape, floats: dy)])
+            try optimizer.step(parameters: [w, b], gradients: [try #require(student.gradient("W")), try #require(student.gradient("B"))])
+        }
+        #expect(losses.last! < 0.02 * losses.first!, "MSE \(losses.first!) -> \(losses.last!)")
+    }
+}

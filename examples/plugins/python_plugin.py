@@ -30,6 +30,12 @@ class Swish:
         x = inputs[0]
         np.divide(x, 1 + np.exp(-self.beta * x), out=outputs[0])
 
+    def backward(self, inputs, outputs, output_grads):
+        """dL/dx = dL/dy * (s + beta x s (1 - s)), s = sigmoid(beta x): makes Swish trainable."""
+        x = inputs[0]
+        s = 1 / (1 + np.exp(-self.beta * x))
+        return output_grads[0] * (s + self.beta * x * s * (1 - s))
+
 
 def main(directory=HERE):
     directory = Path(directory)
@@ -39,7 +45,9 @@ def main(directory=HERE):
                               "void(in0, out0, count0, float alpha)")
 
     x = np.linspace(-3, 3, 16, dtype=np.float32).reshape(2, 8)
-    print("swish:", np.round(lathe.Model(str(directory / "swish.onnx")).predict(x), 4).tolist())
+    swish = lathe.Model(str(directory / "swish.onnx"))
+    print("swish:", np.round(swish.predict(x), 4).tolist())
+    print("d sum(swish) / dx:", np.round(swish.gradients(x, np.ones_like(x), swish.inputs[0].name)[0], 4).tolist())
 
     image = np.zeros((1, 1, 16, 16), np.float32)
     image[0, 0, 4:12, 4:12] = 1.0                     # a bright square: its edges light up

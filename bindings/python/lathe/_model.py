@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _dlpack
 from ._errors import LatheError, Status
+from ._library import DLTensor
 from ._native import check, lib
 
 #: lathe_dtype codes (ONNX TensorProto.DataType) and their numpy types.
@@ -22,6 +23,23 @@ _DTYPES = {
     11: np.dtype(np.float64),
 }
 _CODES = {dtype: code for code, dtype in _DTYPES.items()}
+
+
+def _dltensors(arrays):
+    """A ctypes array of DLTensors over C-contiguous numpy arrays, and what must outlive its use."""
+    codes = {"f": 2, "i": 0, "u": 1, "b": 6}
+    tensors = (DLTensor * max(len(arrays), 1))()
+    shapes = []
+    for tensor, array in zip(tensors, arrays):
+        shape = (ctypes.c_int64 * max(array.ndim, 1))(*array.shape)
+        shapes.append(shape)
+        tensor.data = array.ctypes.data
+        tensor.device.device_type, tensor.device.device_id = 1, 0
+        tensor.ndim = array.ndim
+        tensor.dtype.code, tensor.dtype.bits, tensor.dtype.lanes = codes[array.dtype.kind], array.dtype.itemsize * 8, 1
+        tensor.shape = shape
+        tensor.byte_offset = 0
+    return tensors, (arrays, shapes)
 
 
 class TensorInfo:
@@ -191,6 +209,55 @@ class Model:
         with self._lock:
             self._require_open()
             check(lib.lathe_model_save_onnx(self._model, os.fsencode(path)))
+
+    def gradients(self, x, output_grads, wrt):
+        """Back-propagates through the model (lathe_model_gradients): dLoss/dValue for each value in `wrt`.
+
+        The model runs on `x` (as `predict` runs it, in inference mode), then the output gradients
+        flow back through the op table's backward functions, custom ops' included. The model is
+        not changed: to train weights with this, make them graph inputs and update them yourself.
+
+        Args:
+            x: the inputs, as for `predict` (one array, or a dict name -> array giving every input).
+            output_grads: dLoss/dOutput, shaped like the outputs (converted to float32): one array
+                for a single-output model, else a dict output name -> array giving every output.
+            wrt: the name of a float32 input or initializer, or a list of them.
+
+        Returns:
+            dLoss/dValue as a float32 array shaped like the value, or a list of them for a list.
+
+        Raises:
+            LatheError: LATHE_ERROR_UNSUPPORTED_OP when a value in `wrt` flows through an op without
+                a backward (the message names the op and node); LATHE_ERROR_PLUGIN when a custom
+                op's backward fails; shape and dtype errors.
+        """
+        names = [wrt] if isinstance(wrt, str) else list(wrt)
+        feeds = dict(self._feeds(x))
+        missing = [info.name for info in self.inputs if info.name not in feeds]
+        if missing:
+            raise LatheError(Status.INVALID_ARGUMENT, "missing input " + ", ".join(f"'{n}'" for n in missing)
+                             + f" (inputs: {self._input_names()})")
+        if not isinstance(output_grads, Mapping):
+            if len(self.outputs) != 1:
+                raise LatheError(Status.INVALID_ARGUMENT,
+                                 f"the model has {len(self.outputs)} outputs: pass a dict name -> gradient")
+            output_grads = {self.outputs[0].name: output_grads}
+        missing = [info.name for info in self.outputs if info.name not in output_grads]
+        if missing:
+            raise LatheError(Status.INVALID_ARGUMENT, "no gradient given for output " + ", ".join(missing))
+        arrays = [np.ascontiguousarray(feeds[info.name]) for info in self.inputs]
+        seeds = [np.ascontiguousarray(output_grads[info.name], dtype=np.float32) for info in self.outputs]
+        inputs, keep_inputs = _dltensors(arrays)
+        seed_tensors, keep_seeds = _dltensors(seeds)
+        encoded = (ctypes.c_char_p * max(len(names), 1))(*[name.encode() for name in names])
+        managed = (ctypes.c_void_p * max(len(names), 1))()
+        with self._lock:
+            self._require_open()
+            check(lib.lathe_model_gradients(self._model, inputs, len(arrays), seed_tensors, len(seeds),
+                                            encoded, len(names), managed))
+        del keep_inputs, keep_seeds
+        results = [np.array(np.from_dlpack(_dlpack.DLPackTensor(managed[i]))) for i in range(len(names))]
+        return results[0] if isinstance(wrt, str) else results
 
     def close(self):
         """Frees the session and the model; later predict calls raise. Calling it again is a no-op."""

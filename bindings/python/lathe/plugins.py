@@ -5,12 +5,19 @@ every node) with:
 
 ``infer_shapes(input_shapes, input_dtypes) -> [(shape, dtype), ...]``
     one ``(tuple of ints, numpy dtype)`` per output, from the input shapes (tuples) and dtypes.
+    An omitted optional input (an empty input name in the ONNX node) has shape and dtype None,
+    and is None among the arrays of ``forward`` and ``backward``.
 ``forward(inputs, outputs)``
     ``inputs`` are read-only numpy views of Lathe's input buffers, ``outputs`` writable views of
     the preallocated outputs (no copies either way). Write into ``outputs``, or return one array
     (or a list with one per output) that Lathe copies into them.
-``backward(inputs, output_grads, input_grads)`` (optional)
-    stored with the op for training; inference never calls it.
+``backward(inputs, outputs, output_grads) -> [input_grad, ...]`` (optional)
+    makes the op differentiable (``Model.gradients``, training). ``inputs``/``outputs`` are the
+    forward pass's tensors and ``output_grads`` dLoss/dOutput (float32, shaped like the outputs,
+    zeros where no gradient flows), all read-only zero-copy views. Return dLoss/dInput: one array
+    per input (or a single array for a one-input op), ``None`` for an input without a gradient.
+    Lathe *adds* each returned array into the input's gradient buffer (other consumers of the same
+    value add theirs), skipping inputs for which no gradient is wanted. Inference never calls it.
 
 ::
 
@@ -39,6 +46,7 @@ import traceback
 
 import numpy as np
 
+from . import _library
 from ._errors import LatheError, Status
 from ._model import _CODES, _DTYPES
 from ._native import check, lib
@@ -77,7 +85,8 @@ _CREATE = ctypes.CFUNCTYPE(_Status, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_s
 _COMPUTE = ctypes.CFUNCTYPE(_Status, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(_DLTensor), ctypes.c_size_t,
                             ctypes.POINTER(_DLTensor), ctypes.c_size_t)
 _BACKWARD = ctypes.CFUNCTYPE(_Status, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(_DLTensor), ctypes.c_size_t,
-                             ctypes.POINTER(_DLTensor), ctypes.c_size_t, ctypes.POINTER(_DLTensor), ctypes.c_size_t)
+                             ctypes.POINTER(_DLTensor), ctypes.c_size_t, ctypes.POINTER(_DLTensor),
+                             ctypes.POINTER(_DLTensor))
 _DESTROY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _RELEASE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
@@ -111,6 +120,9 @@ def _declare():
         "lathe_attributes_get_floats": [c_void_p, c_char_p, ctypes.POINTER(ctypes.POINTER(ctypes.c_float)),
                                         ctypes.POINTER(c_size_t)],
     }
+    dltensor_p = ctypes.POINTER(_library.DLTensor)
+    signatures["lathe_model_gradients"] = [c_void_p, dltensor_p, c_size_t, dltensor_p, c_size_t,
+                                           ctypes.POINTER(c_char_p), c_size_t, ctypes.POINTER(c_void_p)]
     for name, argtypes in signatures.items():
         function = getattr(lib, name)
         function.argtypes = argtypes
@@ -195,7 +207,9 @@ def _implementation(user_data, state):
 
 
 def _view(tensor, writable):
-    """A zero-copy numpy view of a DLTensor's elements."""
+    """A zero-copy numpy view of a DLTensor's elements; None for an omitted input (NULL data, no dtype)."""
+    if not tensor.data and tensor.dtype.bits == 0:
+        return None
     dtype = _DTYPES[_dtype_code(tensor.dtype)]
     shape = tuple(tensor.shape[i] for i in range(tensor.ndim))
     count = int(np.prod(shape, dtype=np.int64))
@@ -218,8 +232,9 @@ def _dtype_code(dl):
 @_INFER
 def _infer(user_data, state, inputs, input_count, outputs, output_count):
     try:
-        shapes = [tuple(inputs[i].dims[d] for d in range(inputs[i].rank)) for i in range(input_count)]
-        dtypes = [_DTYPES[inputs[i].dtype] for i in range(input_count)]
+        shapes = [None if inputs[i].rank < 0 else tuple(inputs[i].dims[d] for d in range(inputs[i].rank))
+                  for i in range(input_count)]
+        dtypes = [None if inputs[i].rank < 0 else _DTYPES[inputs[i].dtype] for i in range(input_count)]
         result = list(_implementation(user_data, state).infer_shapes(shapes, dtypes))
         if len(result) != output_count:
             raise ValueError(f"infer_shapes returned {len(result)} outputs; the node has {output_count}")
@@ -275,12 +290,24 @@ def _compute(user_data, state, inputs, input_count, outputs, output_count):
 
 
 @_BACKWARD
-def _backward(user_data, state, inputs, input_count, output_grads, output_count, input_grads, grad_count):
+def _backward(user_data, state, inputs, input_count, outputs, output_count, output_grads, input_grads):
     try:
         ins = [_view(inputs[i], False) for i in range(input_count)]
+        outs = [_view(outputs[i], False) for i in range(output_count)]
         douts = [_view(output_grads[i], False) for i in range(output_count)]
-        dins = [_view(input_grads[i], True) for i in range(grad_count)]
-        _implementation(user_data, state).backward(ins, douts, dins)
+        result = _implementation(user_data, state).backward(ins, outs, douts)
+        results = [result] if isinstance(result, np.ndarray) or result is None else list(result)
+        if len(results) != input_count:
+            raise ValueError(f"backward returned {len(results)} gradients; the node has {input_count} inputs")
+        for i, value in enumerate(results):
+            if value is None or not input_grads[i].data:
+                continue
+            value = np.asarray(value)
+            if ins[i] is None or value.shape != ins[i].shape:
+                raise ValueError(f"backward returned shape {value.shape} for the gradient of input {i}, "
+                                 f"whose shape is {None if ins[i] is None else ins[i].shape}")
+            gradient = _view(input_grads[i], True)
+            gradient += value
         return 0
     except BaseException as error:  # noqa: BLE001
         return _fail(error)
