@@ -1,7 +1,8 @@
+import CLatheShims
 import LatheCore
 
-/// Einsum (opset 12, float32): diagonals and lone labels are reduced per operand, operands are contracted
-/// pairwise by permuting into `[batch, kept, contracted]` blocks and one `sgemm` per batch entry, and the
+/// Einsum (opset 12, float32 and float64): diagonals and lone labels are reduced per operand, operands are contracted
+/// pairwise by permuting into `[batch, kept, contracted]` blocks and one matrix product (`sgemm`, or `cblas_dgemm` for float64) per batch entry, and the
 /// result is summed and permuted into the output's label order.
 enum EinsumOps {
     static func register(into registry: OpRegistry) throws {
@@ -76,18 +77,18 @@ struct EinsumEquation: Sendable {
 }
 
 /// An operand during evaluation: dense row-major values with one label per axis.
-struct EinsumOperand {
-    var values: [Float]
+struct EinsumOperand<Element: EinsumElement> {
+    var values: [Element]
     var labels: [Int]
     var dims: [Int]
 }
 
 /// Gathers `source` into the axes `dims`, reading axis `i` with element stride `strides[i]` (0 broadcasts),
 /// and sums over the extra axes `reduceDims` read with `reduceStrides`.
-func stridedGather(_ source: UnsafePointer<Float>, dims: [Int], strides: [Int],
-                   reduceDims: [Int] = [], reduceStrides: [Int] = []) -> [Float] {
+func stridedGather<Element: EinsumElement>(_ source: UnsafePointer<Element>, dims: [Int], strides: [Int],
+                                           reduceDims: [Int] = [], reduceStrides: [Int] = []) -> [Element] {
     let count = dims.reduce(1, *), reduceCount = reduceDims.reduce(1, *)
-    var result = [Float](repeating: 0, count: count)
+    var result = [Element](repeating: 0, count: count)
     if count == 0 { return result }
     // Offsets of every reduced position, computed once.
     var reduceOffsets = [Int](repeating: 0, count: reduceCount)
@@ -104,7 +105,7 @@ func stridedGather(_ source: UnsafePointer<Float>, dims: [Int], strides: [Int],
     result.withUnsafeMutableBufferPointer { out in
         reduceOffsets.withUnsafeBufferPointer { reduce in
             for i in 0..<count {
-                var sum: Float = 0
+                var sum: Element = 0
                 for r in reduce { sum += source[offset + r] }
                 out[i] = sum
                 var d = dims.count - 1
@@ -122,7 +123,7 @@ func stridedGather(_ source: UnsafePointer<Float>, dims: [Int], strides: [Int],
     return result
 }
 
-/// Einsum: any equation over float32 operands, with `...` broadcasting.
+/// Einsum: any equation over float32 or float64 operands (all of one type), with `...` broadcasting.
 final class EinsumKernel: Kernel {
     let equation: EinsumEquation
     /// The equation text, for messages.
@@ -186,13 +187,17 @@ final class EinsumKernel: Kernel {
     }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
-        let types = try inputs.enumerated().map { try require($1, "Inputs[\($0)]", .float32) }
+        let types = try inputs.enumerated().map { try require($1, "Inputs[\($0)]", .float32, .float64) }
+        let dtype = types[0].dtype
+        for (i, type) in types.enumerated() where type.dtype != dtype {
+            throw LatheError.dtype("Einsum: Inputs[\(i)] is \(type.dtype) but Inputs[0] is \(dtype)")
+        }
         let r = try resolve(types.map(\.shape))
-        return [TensorType(.float32, r.output.map { r.sizes[$0]! })]
+        return [TensorType(dtype, r.output.map { r.sizes[$0]! })]
     }
 
     /// Reduces an operand's repeated labels to their diagonal and sums labels no one else needs.
-    private func simplify(_ operand: EinsumOperand, keep: Set<Int>) -> EinsumOperand {
+    private func simplify<E>(_ operand: EinsumOperand<E>, keep: Set<Int>) -> EinsumOperand<E> {
         let strides = ShapeMath.strides(operand.dims)
         var labels: [Int] = [], dims: [Int] = [], gatherStrides: [Int] = []
         var reduceDims: [Int] = [], reduceStrides: [Int] = []
@@ -216,7 +221,7 @@ final class EinsumKernel: Kernel {
     }
 
     /// `operand`'s values laid out in `order` with sizes from `sizes` (size-1 axes broadcast).
-    private func arrange(_ operand: EinsumOperand, _ order: [Int], _ sizes: [Int: Int]) -> [Float] {
+    private func arrange<E>(_ operand: EinsumOperand<E>, _ order: [Int], _ sizes: [Int: Int]) -> [E] {
         if order == operand.labels && order.map({ sizes[$0]! }) == operand.dims { return operand.values }
         let strides = ShapeMath.strides(operand.dims)
         let dims = order.map { sizes[$0]! }
@@ -228,7 +233,7 @@ final class EinsumKernel: Kernel {
     }
 
     /// Contracts two operands over their shared labels not in `needed`.
-    private func contract(_ a: EinsumOperand, _ b: EinsumOperand, needed: Set<Int>, sizes: [Int: Int]) -> EinsumOperand {
+    private func contract<E>(_ a: EinsumOperand<E>, _ b: EinsumOperand<E>, needed: Set<Int>, sizes: [Int: Int]) -> EinsumOperand<E> {
         let shared = a.labels.filter { b.labels.contains($0) }
         let batch = shared.filter { needed.contains($0) }
         let summed = shared.filter { !needed.contains($0) }
@@ -238,15 +243,14 @@ final class EinsumKernel: Kernel {
         let batchCount = size(batch), m = size(aOnly), n = size(bOnly), k = size(summed)
         let left = arrange(a, batch + aOnly + summed, sizes)
         let right = arrange(b, batch + summed + bOnly, sizes)
-        var result = [Float](repeating: 0, count: batchCount * m * n)
+        var result = [E](repeating: 0, count: batchCount * m * n)
         if k == 0 || result.isEmpty { return EinsumOperand(values: result, labels: batch + aOnly + bOnly, dims: (batch + aOnly + bOnly).map { sizes[$0]! }) }
         left.withUnsafeBufferPointer { l in
             right.withUnsafeBufferPointer { r in
                 result.withUnsafeMutableBufferPointer { out in
                     for p in 0..<batchCount {
-                        sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1,
-                              a: l.baseAddress! + p * m * k, lda: k, b: r.baseAddress! + p * k * n, ldb: n,
-                              beta: 0, c: out.baseAddress! + p * m * n, ldc: n)
+                        E.multiply(m: m, n: n, k: k, a: l.baseAddress! + p * m * k, b: r.baseAddress! + p * k * n,
+                                   c: out.baseAddress! + p * m * n)
                     }
                 }
             }
@@ -257,9 +261,19 @@ final class EinsumKernel: Kernel {
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
         let tensors = inputs.map { $0! }
+        if tensors[0].dtype == .float64 {
+            try evaluate(tensors, outputs[0]!, as: Double.self)
+        } else {
+            try evaluate(tensors, outputs[0]!, as: Float.self)
+        }
+    }
+
+    /// Evaluates the equation over `tensors` holding `E` elements into `output`.
+    private func evaluate<E: EinsumElement>(_ tensors: [Tensor], _ output: Tensor, as: E.Type) throws {
         let r = try resolve(tensors.map(\.shape))
         var operands = zip(tensors, r.labels).map { t, labels in
-            EinsumOperand(values: t.floatArray(), labels: labels, dims: t.shape)
+            EinsumOperand(values: Array(UnsafeBufferPointer(start: t.bytes.assumingMemoryBound(to: E.self), count: t.count)),
+                          labels: labels, dims: t.shape)
         }
         /// Labels still needed after operand `i`: the output's and those of operands other than `i`.
         func needed(excluding skip: Set<Int>) -> Set<Int> {
@@ -278,6 +292,27 @@ final class EinsumKernel: Kernel {
         }
         let last = simplify(operands[0], keep: Set(r.output))
         let values = arrange(last, r.output, r.sizes)
-        values.withUnsafeBufferPointer { outputs[0]!.floats.update(from: $0.baseAddress!, count: outputs[0]!.count) }
+        values.withUnsafeBufferPointer {
+            output.bytes.assumingMemoryBound(to: E.self).update(from: $0.baseAddress!, count: output.count)
+        }
+    }
+}
+
+/// The element types Einsum evaluates in: each brings its own row-major matrix product.
+protocol EinsumElement: BinaryFloatingPoint {
+    /// `c[m×n] = a[m×k] · b[k×n]`, all row-major and packed.
+    static func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Self>, b: UnsafePointer<Self>, c: UnsafeMutablePointer<Self>)
+}
+
+extension Float: EinsumElement {
+    static func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n, beta: 0, c: c, ldc: n)
+    }
+}
+
+extension Double: EinsumElement {
+    static func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Double>, b: UnsafePointer<Double>, c: UnsafeMutablePointer<Double>) {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(n), blasint(k), 1,
+                    a, blasint(k), b, blasint(n), 0, c, blasint(n))
     }
 }
