@@ -38,6 +38,15 @@ public final class Sequential {
     public private(set) var optimizer: Optimizer?
     public private(set) var loss: Loss?
     public private(set) var metrics: [Metric] = []
+    /// The history key of each metric: its name, with `_1`, `_2`, ... for repeats (as Keras numbers them).
+    public var metricKeys: [String] {
+        var seen: [String: Int] = [:]
+        return metrics.map { metric in
+            let n = seen[metric.name, default: 0]
+            seen[metric.name] = n + 1
+            return n == 0 ? metric.name : "\(metric.name)_\(n)"
+        }
+    }
     private var engine: GradientEngine?
     /// Where back-propagation starts when the loss is fused with the final activation.
     private var lossInput: String?
@@ -224,7 +233,7 @@ public final class Sequential {
             }
             epochsTrained += 1
             var record = ["loss": lossSum / Double(seen)]
-            for (m, metric) in metrics.enumerated() { record[metric.name] = metric.finish(totals[m]) }
+            for (m, metric) in metrics.enumerated() { record[metricKeys[m]] = metric.finish(totals[m]) }
             if let validation {
                 for (key, v) in try evaluate(x: validation.x, y: validation.y, batchSize: batchSize, sampleWeight: validation.weight) {
                     record["val_" + key] = v
@@ -257,7 +266,7 @@ public final class Sequential {
             for (m, metric) in metrics.enumerated() { metric.accumulate(prediction: output, target: yb, loss: loss, into: &totals[m]) }
         }
         var result = ["loss": lossSum / Double(max(n, 1)) + penalty()]
-        for (m, metric) in metrics.enumerated() { result[metric.name] = metric.finish(totals[m]) }
+        for (m, metric) in metrics.enumerated() { result[metricKeys[m]] = metric.finish(totals[m]) }
         return result
     }
 

@@ -128,7 +128,11 @@ class Sequential:
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
         resolved = [metrics_module.get(m) for m in (metrics or [])]
-        self._metric_names = [(key, user) for _, key, user in resolved]
+        seen = {}
+        self._metric_names = []
+        for _, key, user in resolved:   # the engine numbers repeated keys: f1_score, f1_score_1, ...
+            count = seen[key] = seen.get(key, -1) + 1
+            self._metric_names.append((f"{key}_{count}" if count else key, user))
         self._compiled = (self.optimizer.to_json(), self.loss.to_json(), [spec for spec, _, _ in resolved])
         if self._engine is not None:
             self._apply_compile()
