@@ -31,7 +31,9 @@
  *   kernel_initializer), Conv2D(filters, kernel_size, strides, padding, activation, use_bias = true,
  *   kernel_initializer), MaxPooling2D and AveragePooling2D(pool_size, strides, padding),
  *   GlobalAveragePooling2D, Flatten, Dropout(rate), Activation(activation); any layer may carry
- *   `input_shape` or `batch_input_shape`. Keras bookkeeping keys (name, trainable, dtype, ...) and
+ *   `input_shape` or `batch_input_shape`. Layers with a kernel (Dense, Conv1D, Conv2D, LSTM, GRU) take
+ *   `kernel_regularizer`: "l2" (factor 0.01) or {"class_name": "L2", "config": {"l2": x}}; the penalty
+ *   `x * sum(kernel^2)` joins the loss (and the reported loss, as in Keras). Keras bookkeeping keys (name, trainable, dtype, ...) and
  *   keys whose value is null or Keras's default are accepted; any other key is an error naming the
  *   layer and the key. Activations: linear, relu, sigmoid, tanh, softmax, leaky_relu.
  *   Initializers: glorot_uniform, he_normal, he_uniform, zeros.
@@ -76,13 +78,27 @@ void lathe_sequential_free(lathe_sequential *model);
  * @param optimizer     a Keras name ("sgd", "adam", "adamw", "rmsprop", with Keras's defaults) or a
  *                      Keras optimizer config as JSON: {"class_name": "SGD", "config":
  *                      {"learning_rate": 0.1, "momentum": 0.9, "nesterov": true}} (Adam: beta_1,
- *                      beta_2, epsilon; AdamW: also weight_decay; RMSprop: rho, epsilon; all:
- *                      global_clipnorm).
- * @param loss          a Keras name ("mse", "mae", "binary_crossentropy", "categorical_crossentropy",
- *                      "sparse_categorical_crossentropy", ...) or {"class_name": ..., "config":
- *                      {"from_logits": true}}.
- * @param metrics       `metric_count` names ("accuracy", "binary_accuracy", "mae", "rmse"); may be
- *                      NULL when metric_count is 0.
+ *                      beta_2, epsilon; AdamW: also weight_decay; RMSprop: rho, epsilon, momentum,
+ *                      centered; all: one of clipnorm (per tensor), clipvalue, global_clipnorm).
+ *                      "learning_rate" may be a Keras schedule config, applied per step as Keras does:
+ *                      {"class_name": "ExponentialDecay", "config": {"initial_learning_rate": 0.1,
+ *                      "decay_steps": 100, "decay_rate": 0.5, "staircase": false}}, likewise
+ *                      InverseTimeDecay (same keys), PiecewiseConstantDecay (boundaries, values) and
+ *                      CosineDecay (initial_learning_rate, decay_steps, alpha, warmup_target, warmup_steps).
+ * @param loss          a Keras name ("mse", "mae", "huber", "binary_crossentropy",
+ *                      "categorical_crossentropy", "sparse_categorical_crossentropy", ...) or
+ *                      {"class_name": ..., "config": {"from_logits": true}} (Huber: {"delta": 1.0}).
+ *                      Reduction as Keras's default: per-sample losses times sample weights, summed,
+ *                      divided by the number of samples.
+ * @param metrics       `metric_count` entries, each a name ("accuracy", "binary_accuracy", "mae",
+ *                      "rmse", "precision", "recall", "f1_score", "auc") or a Keras metric config as
+ *                      JSON: {"class_name": "Precision"|"Recall", "config": {"thresholds": 0.5}},
+ *                      {"class_name": "F1Score", "config": {"average": "micro"|"macro"|"weighted",
+ *                      "threshold": 0.5 or null for argmax}}, {"class_name": "AUC", "config":
+ *                      {"num_thresholds": 200}}. Precision, recall, F1 and AUC treat every output as
+ *                      a binary decision (p > threshold; the target > 0.5; class indices expanded to
+ *                      one-hot rows), as Keras does; AUC is Keras's: ROC by the trapezoidal rule over
+ *                      num_thresholds evenly spaced thresholds. May be NULL when metric_count is 0.
  */
 lathe_status lathe_sequential_compile(lathe_sequential *model, const char *optimizer, const char *loss,
                                       const char *const *metrics, size_t metric_count);
@@ -97,6 +113,9 @@ lathe_status lathe_sequential_compile(lathe_sequential *model, const char *optim
  *                                    shuffling, held out for validation; ignored with x_val.
  * @param shuffle                     nonzero to shuffle the training samples every epoch.
  * @param seed                        fixes the shuffling and dropout masks: same seed, same weights.
+ *                                    Epoch e (counted over all fit calls, and kept in checkpoints)
+ *                                    draws them from seed and e, so fit(2 epochs) equals fit(1),
+ *                                    save, load, fit(1) with the same seed, bit for bit.
  * @param on_epoch_end, user_data     an optional callback after every epoch (may be NULL).
  * @param out_history_json            receives (may be NULL) {"loss": [...], "accuracy": [...], ...},
  *                                    one number per epoch run; owned by the model, valid until the
@@ -113,6 +132,26 @@ lathe_status lathe_sequential_fit(lathe_sequential *model,
                                   int epochs, int batch_size, double validation_split, int shuffle,
                                   uint64_t seed, lathe_epoch_callback on_epoch_end, void *user_data,
                                   const char **out_history_json);
+
+/**
+ * lathe_sequential_fit with Keras's `sample_weight` or `class_weight` (at most one of them).
+ * @param sample_weight  N non-negative floats, one per sample of x (the held-out part of a
+ *                       validation_split weighs val_loss), or NULL.
+ * @param class_weight   `class_count` non-negative floats, the weight of class 0, 1, ...; classes
+ *                       from class_count on weigh 1. A sample's class is its class index, the argmax
+ *                       of its one-hot row, or its rounded single target. Or NULL.
+ * Each sample's loss is multiplied by its weight before the mean over the batch's samples (Keras's
+ * sum_over_batch_size); metrics are not weighted (as Keras's `metrics=`).
+ */
+lathe_status lathe_sequential_fit_weighted(lathe_sequential *model,
+                                           const float *x, const int64_t *x_shape, size_t x_rank,
+                                           const float *y, const int64_t *y_shape, size_t y_rank,
+                                           const float *x_val, const int64_t *x_val_shape, size_t x_val_rank,
+                                           const float *y_val, const int64_t *y_val_shape, size_t y_val_rank,
+                                           const float *sample_weight, const float *class_weight, size_t class_count,
+                                           int epochs, int batch_size, double validation_split, int shuffle,
+                                           uint64_t seed, lathe_epoch_callback on_epoch_end, void *user_data,
+                                           const char **out_history_json);
 
 /**
  * The loss and metrics over a data set, in inference mode.
@@ -150,10 +189,22 @@ lathe_status lathe_sequential_get_weights(lathe_sequential *model, float *buffer
 /** Overwrites every trainable weight from `buffer` of exactly `count` floats (as get_weights lays them out). */
 lathe_status lathe_sequential_set_weights(lathe_sequential *model, const float *buffer, size_t count);
 
-/** Sets the optimizer's learning rate (for schedules and ReduceLROnPlateau); needs compile first. */
+/**
+ * lathe_sequential_evaluate with one weight per sample of x (`sample_weight`, N floats, or NULL)
+ * multiplying each sample's loss.
+ */
+lathe_status lathe_sequential_evaluate_weighted(lathe_sequential *model,
+                                                const float *x, const int64_t *x_shape, size_t x_rank,
+                                                const float *y, const int64_t *y_shape, size_t y_rank,
+                                                const float *sample_weight, int batch_size, const char **out_logs_json);
+
+/**
+ * Sets the optimizer's learning rate (for ReduceLROnPlateau and LearningRateScheduler); needs compile
+ * first. LATHE_ERROR_INVALID_STATE when the optimizer follows a learning-rate schedule.
+ */
 lathe_status lathe_sequential_set_learning_rate(lathe_sequential *model, double learning_rate);
 
-/** The optimizer's current learning rate; needs compile first. */
+/** The learning rate of the optimizer's next step (a schedule's at the current step); needs compile first. */
 lathe_status lathe_sequential_learning_rate(lathe_sequential *model, double *out_learning_rate);
 
 /**
@@ -168,6 +219,35 @@ lathe_status lathe_sequential_save_onnx(lathe_sequential *model, const char *pat
  * @param out_size receives its size in bytes.
  */
 lathe_status lathe_sequential_export_onnx(lathe_sequential *model, void **out_data, size_t *out_size);
+
+/**
+ * Writes a checkpoint to `path`: every weight (incl. BatchNorm statistics), the optimizer's state
+ * (class, step count, learning rate, moment/velocity arrays), the number of epochs trained (which
+ * with fit's seed fixes the next epoch's shuffling and dropout), the spec and the compile arguments.
+ * Loading it into the same architecture, compiled with the same optimizer class, resumes training
+ * exactly. The format (little-endian binary: "LATHECKP", version, named float32 tensors, int64s and
+ * texts) is described in Sources/LatheTrain/Checkpoint.swift. LATHE_ERROR_IO when it cannot be written.
+ */
+lathe_status lathe_sequential_save_checkpoint(lathe_sequential *model, const char *path);
+
+/**
+ * Restores a checkpoint written by lathe_sequential_save_checkpoint into a model of the same
+ * architecture: its weights and epoch count, and, when the model is compiled with the same optimizer
+ * class, the optimizer state. Nothing changes on failure.
+ * @param out_optimizer_restored receives (may be NULL) 1 when optimizer state was restored, else 0
+ *                               (the model is not compiled, or the checkpoint holds none).
+ * @return LATHE_ERROR_IO / LATHE_ERROR_PARSE for an unreadable or invalid file; LATHE_ERROR_SHAPE_MISMATCH
+ *         naming a weight the model lacks or shapes differently; LATHE_ERROR_INVALID_ARGUMENT when
+ *         the checkpoint's optimizer is of another class.
+ */
+lathe_status lathe_sequential_load_checkpoint(lathe_sequential *model, const char *path, int *out_optimizer_restored);
+
+/**
+ * A new model from a checkpoint: built from its spec, compiled as it was when saved (if it was), and
+ * restored, ready to predict or to resume training.
+ * @param out_model receives a new model; free it with lathe_sequential_free.
+ */
+lathe_status lathe_sequential_load(const char *path, lathe_sequential **out_model);
 
 /** Frees a buffer Lathe handed to the caller (lathe_sequential_export_onnx). NULL is a no-op. */
 void lathe_buffer_free(void *data);

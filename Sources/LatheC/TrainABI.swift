@@ -9,10 +9,16 @@ import LatheTrain
 final class SequentialHandle {
     let model: Sequential
     let spec: ModelSpec
+    /// The spec's JSON text (kept in checkpoints, so lathe_sequential_load can rebuild the model).
+    let specText: String
+    /// The last compile's arguments as JSON `{"optimizer": ..., "loss": ..., "metrics": [...]}` (kept in checkpoints).
+    var compileText: String?
     /// Returned strings by role ("history", "evaluate", "summary"), freed when replaced or with the handle.
     private var strings: [String: UnsafeMutablePointer<CChar>] = [:]
 
-    init(_ spec: ModelSpec) throws {
+    init(_ specText: String) throws {
+        let spec = try ModelSpec(json: specText)
+        self.specText = specText
         guard let shape = spec.inputShape else {
             throw LatheError.invalid("spec: the model needs an input shape (\"input_shape\" at the top or on the first layer, or an InputLayer)")
         }
@@ -92,10 +98,11 @@ private func jsonObject(_ values: [String: Double]) -> String {
     JSON.object(values.mapValues(JSON.number)).text
 }
 
-/// A seed for epoch `epoch` of a run seeded with `seed` (so each epoch shuffles differently, reproducibly).
-private func epochSeed(_ seed: UInt64, _ epoch: Int) -> UInt64 {
-    var generator = SeededGenerator(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
-    return generator.next()
+/// `count` floats of a caller's buffer as a `[count]` tensor, or nil for NULL.
+private func optionalFloats(_ data: UnsafePointer<Float>?, _ count: Int, _ name: String) throws -> Tensor? {
+    guard let data else { return nil }
+    guard count >= 0 && count < 1 << 40 else { throw LatheError.invalid("\(name): bad count \(count)") }
+    return try Tensor(shape: [count], floats: Array(UnsafeBufferPointer(start: data, count: count)))
 }
 
 @c @implementation
@@ -103,7 +110,7 @@ public func lathe_sequential_create(_ spec_json: UnsafePointer<CChar>!, _ out_mo
     wrap {
         let text = try string(spec_json, "spec_json")
         let out = try required(out_model, "out_model")
-        let handle = try SequentialHandle(try ModelSpec(json: text))
+        let handle = try SequentialHandle(text)
         out.pointee = OpaquePointer(Unmanaged.passRetained(handle).toOpaque())
     }
 }
@@ -119,17 +126,15 @@ public func lathe_sequential_compile(_ model: OpaquePointer!, _ optimizer: Unsaf
                                      _ metrics: UnsafePointer<UnsafePointer<CChar>?>!, _ metric_count: Int) -> lathe_status {
     wrap {
         let handle = try SequentialHandle.from(model)
-        let optimizer = try makeOptimizer(try string(optimizer, "optimizer"))
-        let loss = try makeLoss(try string(loss, "loss"))
+        let optimizerText = try string(optimizer, "optimizer"), lossText = try string(loss, "loss")
+        let chosenOptimizer = try makeOptimizer(optimizerText)
+        let chosenLoss = try makeLoss(lossText)
         guard metric_count >= 0 && metric_count < 64 else { throw LatheError.invalid("metric_count \(metric_count) out of range") }
         let names = try (0..<metric_count).map { try string(try required(metrics, "metrics")[$0], "metrics[\($0)]") }
-        let chosen = try names.map { name in
-            guard let metric = Metric(kerasName: name) else {
-                throw LatheError.invalid("unknown metric '\(name)' (accuracy, binary_accuracy, mae, rmse)")
-            }
-            return metric
-        }
-        try handle.model.compile(optimizer: optimizer, loss: loss, metrics: chosen)
+        let chosen = try names.map(makeMetric)
+        try handle.model.compile(optimizer: chosenOptimizer, loss: chosenLoss, metrics: chosen)
+        handle.compileText = JSON.object(["optimizer": .string(optimizerText), "loss": .string(lossText),
+                                          "metrics": .array(names.map(JSON.string))]).text
     }
 }
 
@@ -142,6 +147,21 @@ public func lathe_sequential_fit(_ model: OpaquePointer!,
                                  _ epochs: Int32, _ batch_size: Int32, _ validation_split: Double, _ shuffle: Int32,
                                  _ seed: UInt64, _ on_epoch_end: lathe_epoch_callback!, _ user_data: UnsafeMutableRawPointer!,
                                  _ out_history_json: UnsafeMutablePointer<UnsafePointer<CChar>?>!) -> lathe_status {
+    lathe_sequential_fit_weighted(model, x, x_shape, x_rank, y, y_shape, y_rank, x_val, x_val_shape, x_val_rank,
+                                  y_val, y_val_shape, y_val_rank, nil, nil, 0, epochs, batch_size, validation_split,
+                                  shuffle, seed, on_epoch_end, user_data, out_history_json)
+}
+
+@c @implementation
+public func lathe_sequential_fit_weighted(_ model: OpaquePointer!,
+                                          _ x: UnsafePointer<Float>!, _ x_shape: UnsafePointer<Int64>!, _ x_rank: Int,
+                                          _ y: UnsafePointer<Float>!, _ y_shape: UnsafePointer<Int64>!, _ y_rank: Int,
+                                          _ x_val: UnsafePointer<Float>!, _ x_val_shape: UnsafePointer<Int64>!, _ x_val_rank: Int,
+                                          _ y_val: UnsafePointer<Float>!, _ y_val_shape: UnsafePointer<Int64>!, _ y_val_rank: Int,
+                                          _ sample_weight: UnsafePointer<Float>!, _ class_weight: UnsafePointer<Float>!, _ class_count: Int,
+                                          _ epochs: Int32, _ batch_size: Int32, _ validation_split: Double, _ shuffle: Int32,
+                                          _ seed: UInt64, _ on_epoch_end: lathe_epoch_callback!, _ user_data: UnsafeMutableRawPointer!,
+                                          _ out_history_json: UnsafeMutablePointer<UnsafePointer<CChar>?>!) -> lathe_status {
     wrap {
         let handle = try SequentialHandle.from(model)
         guard handle.model.loss != nil else { throw LatheError(.invalidState, "call lathe_sequential_compile before fit") }
@@ -151,27 +171,28 @@ public func lathe_sequential_fit(_ model: OpaquePointer!,
         }
         let n = try sampleCount(x_shape, x_rank, "x"), ny = try sampleCount(y_shape, y_rank, "y")
         guard n == ny else { throw LatheError.shape("x has \(n) samples but y has \(ny)") }
-        // Keras holds out the last samples, before shuffling.
-        let held = x_val == nil ? Int(Double(n) * validation_split) : 0
-        let xTrain = try floatTensor(x, x_shape, x_rank, "x", rows: 0..<(n - held))
-        let yTrain = try floatTensor(y, y_shape, y_rank, "y", rows: 0..<(n - held))
-        try handle.checkInput(xTrain, "x")
+        let xAll = try floatTensor(x, x_shape, x_rank, "x"), yAll = try floatTensor(y, y_shape, y_rank, "y")
+        try handle.checkInput(xAll, "x")
+        let weights = try optionalFloats(sample_weight, n, "sample_weight")
+        var classWeights: [Int: Float]?
+        if let class_weight {
+            guard class_count >= 0 && class_count < 1 << 24 else { throw LatheError.invalid("class_count \(class_count) out of range") }
+            classWeights = Dictionary(uniqueKeysWithValues: (0..<class_count).map { ($0, class_weight[$0]) })
+        }
         var validation: (x: Tensor, y: Tensor)?
         if x_val != nil || y_val != nil {
             let xv = try floatTensor(x_val, x_val_shape, x_val_rank, "x_val"), yv = try floatTensor(y_val, y_val_shape, y_val_rank, "y_val")
             guard xv.shape[0] == yv.shape[0] else { throw LatheError.shape("x_val has \(xv.shape[0]) samples but y_val has \(yv.shape[0])") }
             try handle.checkInput(xv, "x_val")
             validation = (xv, yv)
-        } else if held > 0 {
-            validation = (try floatTensor(x, x_shape, x_rank, "x", rows: (n - held)..<n),
-                          try floatTensor(y, y_shape, y_rank, "y", rows: (n - held)..<n))
         }
         var history: [String: [Double]] = [:]
         for epoch in 0..<Int(epochs) {
             let record: [String: Double]
             do {
-                record = try handle.model.fit(x: xTrain, y: yTrain, epochs: 1, batchSize: Int(batch_size), validationData: validation,
-                                              shuffle: shuffle != 0, seed: epochSeed(seed, epoch)).epochs[0]
+                record = try handle.model.fit(x: xAll, y: yAll, epochs: 1, batchSize: Int(batch_size), validationData: validation,
+                                              validationSplit: validation == nil ? validation_split : 0, shuffle: shuffle != 0,
+                                              seed: seed, sampleWeight: weights, classWeight: classWeights).epochs[0]
             } catch let error as LatheError where error.message.hasPrefix("epoch 1, ") {
                 throw LatheError(error.status, "epoch \(epoch + 1)" + error.message.dropFirst("epoch 1".count))
             }
@@ -193,6 +214,15 @@ public func lathe_sequential_evaluate(_ model: OpaquePointer!,
                                       _ x: UnsafePointer<Float>!, _ x_shape: UnsafePointer<Int64>!, _ x_rank: Int,
                                       _ y: UnsafePointer<Float>!, _ y_shape: UnsafePointer<Int64>!, _ y_rank: Int,
                                       _ batch_size: Int32, _ out_logs_json: UnsafeMutablePointer<UnsafePointer<CChar>?>!) -> lathe_status {
+    lathe_sequential_evaluate_weighted(model, x, x_shape, x_rank, y, y_shape, y_rank, nil, batch_size, out_logs_json)
+}
+
+@c @implementation
+public func lathe_sequential_evaluate_weighted(_ model: OpaquePointer!,
+                                               _ x: UnsafePointer<Float>!, _ x_shape: UnsafePointer<Int64>!, _ x_rank: Int,
+                                               _ y: UnsafePointer<Float>!, _ y_shape: UnsafePointer<Int64>!, _ y_rank: Int,
+                                               _ sample_weight: UnsafePointer<Float>!, _ batch_size: Int32,
+                                               _ out_logs_json: UnsafeMutablePointer<UnsafePointer<CChar>?>!) -> lathe_status {
     wrap {
         let handle = try SequentialHandle.from(model)
         let out = try required(out_logs_json, "out_logs_json")
@@ -200,7 +230,8 @@ public func lathe_sequential_evaluate(_ model: OpaquePointer!,
         guard n == ny else { throw LatheError.shape("x has \(n) samples but y has \(ny)") }
         let xt = try floatTensor(x, x_shape, x_rank, "x")
         try handle.checkInput(xt, "x")
-        let logs = try handle.model.evaluate(x: xt, y: try floatTensor(y, y_shape, y_rank, "y"), batchSize: Int(batch_size))
+        let logs = try handle.model.evaluate(x: xt, y: try floatTensor(y, y_shape, y_rank, "y"), batchSize: Int(batch_size),
+                                             sampleWeight: try optionalFloats(sample_weight, n, "sample_weight"))
         out.pointee = handle.keep(jsonObject(logs), as: "evaluate")
     }
 }
@@ -281,6 +312,9 @@ public func lathe_sequential_set_learning_rate(_ model: OpaquePointer!, _ learni
             throw LatheError(.invalidState, "call lathe_sequential_compile before setting the learning rate")
         }
         guard learning_rate > 0 && learning_rate.isFinite else { throw LatheError.invalid("learning_rate must be positive, got \(learning_rate)") }
+        guard optimizer.schedule == nil else {
+            throw LatheError(.invalidState, "the optimizer follows a learning-rate schedule; its rate cannot be set")
+        }
         optimizer.learningRate = Float(learning_rate)
     }
 }
@@ -291,7 +325,7 @@ public func lathe_sequential_learning_rate(_ model: OpaquePointer!, _ out_learni
         guard let optimizer = try SequentialHandle.from(model).model.optimizer else {
             throw LatheError(.invalidState, "call lathe_sequential_compile before reading the learning rate")
         }
-        try required(out_learning_rate, "out_learning_rate").pointee = Double(optimizer.learningRate)
+        try required(out_learning_rate, "out_learning_rate").pointee = Double(optimizer.currentLearningRate)
     }
 }
 
@@ -320,4 +354,48 @@ public func lathe_sequential_export_onnx(_ model: OpaquePointer!, _ out_data: Un
 @c @implementation
 public func lathe_buffer_free(_ data: UnsafeMutableRawPointer!) {
     free(data)
+}
+
+@c @implementation
+public func lathe_sequential_save_checkpoint(_ model: OpaquePointer!, _ path: UnsafePointer<CChar>!) -> lathe_status {
+    wrap {
+        let handle = try SequentialHandle.from(model)
+        let path = try string(path, "path")
+        var texts = ["model/spec": handle.specText]
+        if let compile = handle.compileText { texts["model/compile"] = compile }
+        try handle.model.checkpoint(texts: texts).write(to: path)
+    }
+}
+
+@c @implementation
+public func lathe_sequential_load_checkpoint(_ model: OpaquePointer!, _ path: UnsafePointer<CChar>!,
+                                             _ out_optimizer_restored: UnsafeMutablePointer<Int32>!) -> lathe_status {
+    wrap {
+        let handle = try SequentialHandle.from(model)
+        let restored = try handle.model.restore(try Checkpoint(contentsOf: try string(path, "path")))
+        out_optimizer_restored?.pointee = restored ? 1 : 0
+    }
+}
+
+@c @implementation
+public func lathe_sequential_load(_ path: UnsafePointer<CChar>!, _ out_model: UnsafeMutablePointer<OpaquePointer?>!) -> lathe_status {
+    wrap {
+        let path = try string(path, "path")
+        let out = try required(out_model, "out_model")
+        let checkpoint = try Checkpoint(contentsOf: path)
+        guard let spec = checkpoint.texts["model/spec"] else {
+            throw LatheError.invalid("checkpoint '\(path)' has no model spec (written by lathe_sequential_save_checkpoint?)")
+        }
+        let handle = try SequentialHandle(spec)
+        if let compile = checkpoint.texts["model/compile"] {
+            let json = try JSON.parse(compile)
+            guard case .string(let optimizer)? = json["optimizer"], case .string(let loss)? = json["loss"],
+                  case .array(let metrics)? = json["metrics"] else { throw LatheError(.parseError, "checkpoint: bad model/compile entry") }
+            let names = metrics.compactMap { if case .string(let s) = $0 { s } else { nil } }
+            try handle.model.compile(optimizer: try makeOptimizer(optimizer), loss: try makeLoss(loss), metrics: try names.map(makeMetric))
+            handle.compileText = compile
+        }
+        try handle.model.restore(checkpoint)
+        out.pointee = OpaquePointer(Unmanaged.passRetained(handle).toOpaque())
+    }
 }

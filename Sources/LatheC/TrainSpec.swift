@@ -114,8 +114,9 @@ struct ModelSpec {
             default:
                 throw LatheError(.unsupportedOp, "layer \(index) (\(className)): '\(className)' is not supported by Lathe's training engine (supported: \(ModelSpec.supportedLayers.joined(separator: ", ")))")
             }
+            let regularized = try config.kernelRegularizer().flatMap { l2 in layer.map { KernelRegularized($0, l2: l2) } } ?? layer
             try config.finish()
-            if let layer { layers.append((layer, className, name)) }
+            if let regularized { layers.append((regularized, className, name)) }
         }
     }
 }
@@ -304,6 +305,24 @@ struct ConfigReader {
         try requireZerosBias()
     }
 
+    /// `kernel_regularizer`: nil when absent or null; the factor of `"l2"` (Keras's default 0.01) or of
+    /// `{"class_name": "L2", "config": {"l2": x}}`; `.unsupportedOp` for other regularizers.
+    mutating func kernelRegularizer() throws -> Float? {
+        guard let value = take("kernel_regularizer") else { return nil }
+        switch value {
+        case .string("l2"), .string("L2"): return 0.01
+        case .object:
+            guard value["class_name"] == .string("L2") || value["class_name"] == .string("l2") else { break }
+            var c = ConfigReader(value["config"] ?? .object([:]), where: "\(context): kernel_regularizer")
+            let l2 = try c.double("l2", 0.01)
+            try c.finish()
+            guard l2 >= 0 else { throw c.fail("l2", "must be >= 0") }
+            return Float(l2)
+        default: break
+        }
+        throw LatheError(.unsupportedOp, "\(context): kernel_regularizer \(value.text) is not supported (only l2)")
+    }
+
     mutating func requireChannelsLast() throws { try requireDefault("data_format", .string("channels_last")) }
 
     /// Accepts `bias_initializer` only when it is zeros (the engine's bias start).
@@ -366,27 +385,121 @@ func makeOptimizer(_ text: String) throws -> Optimizer {
         try c.requireDefault("amsgrad", .bool(false))
         defaultRate = 0.001
     case "rmsprop":
-        algorithm = .rmsprop(rho: Float(try c.double("rho", 0.9)), epsilon: Float(try c.double("epsilon", 1e-7)))
-        try c.requireDefault("momentum", .number(0))
-        try c.requireDefault("centered", .bool(false))
+        algorithm = .rmsprop(rho: Float(try c.double("rho", 0.9)), epsilon: Float(try c.double("epsilon", 1e-7)),
+                             momentum: Float(try c.double("momentum", 0)), centered: try c.bool("centered", false))
         defaultRate = 0.001
     default:
         throw LatheError.invalid("unknown optimizer class '\(className)' (SGD, Adam, AdamW, RMSprop)")
     }
-    let rate = try c.optionalDouble("learning_rate") ?? c.optionalDouble("lr") ?? defaultRate
+    var schedule: LearningRateSchedule?
+    if let value = c.members["learning_rate"], case .object = value {
+        _ = c.take("learning_rate")
+        schedule = try makeSchedule(value)
+    }
+    let rate = schedule == nil ? try c.optionalDouble("learning_rate") ?? c.optionalDouble("lr") ?? defaultRate : defaultRate
     guard rate > 0 else { throw c.fail("learning_rate", "must be positive") }
-    let clip = try c.optionalDouble("global_clipnorm")
+    var clipping: GradientClipping?
+    for (key, make) in [("clipnorm", GradientClipping.norm), ("clipvalue", GradientClipping.value), ("global_clipnorm", GradientClipping.globalNorm)] {
+        guard let limit = try c.optionalDouble(key) else { continue }
+        guard clipping == nil else { throw LatheError.invalid("optimizer \(className): only one of clipnorm, clipvalue and global_clipnorm may be set (as in Keras)") }
+        guard limit > 0 else { throw c.fail(key, "must be positive") }
+        clipping = make(Float(limit))
+    }
     if className.lowercased() != "adamw" { try c.requireDefault("weight_decay", .number(0)) }
     try c.requireDefault("use_ema", .bool(false))
     try c.finish()
-    return Optimizer(algorithm, learningRate: Float(rate), globalClipNorm: clip.map(Float.init))
+    return Optimizer(algorithm, learningRate: Float(rate), schedule: schedule, clipping: clipping)
+}
+
+/// Reads a Keras learning-rate schedule config: `{"class_name": "ExponentialDecay", "config": {...}}`
+/// (also ExponentialDecay, PiecewiseConstantDecay, CosineDecay, InverseTimeDecay).
+func makeSchedule(_ json: JSON) throws -> LearningRateSchedule {
+    guard case .string(let className)? = json["class_name"] else { throw LatheError.invalid("learning_rate schedule: needs \"class_name\"") }
+    var c = ConfigReader(json["config"] ?? .object([:]), where: "learning_rate schedule \(className)")
+    func numbers(_ key: String) throws -> [Double] {
+        guard case .array(let items)? = c.take(key) else { throw c.fail(key, "must be a list of numbers") }
+        return try items.map { item in
+            guard case .number(let d) = item, d.isFinite else { throw c.fail(key, "must be a list of numbers") }
+            return d
+        }
+    }
+    let schedule: LearningRateSchedule
+    switch className {
+    case "ExponentialDecay":
+        schedule = .exponentialDecay(initial: try c.double("initial_learning_rate"), decaySteps: try c.int("decay_steps"),
+                                     decayRate: try c.double("decay_rate"), staircase: try c.bool("staircase", false))
+    case "InverseTimeDecay":
+        schedule = .inverseTimeDecay(initial: try c.double("initial_learning_rate"), decaySteps: try c.int("decay_steps"),
+                                     decayRate: try c.double("decay_rate"), staircase: try c.bool("staircase", false))
+    case "PiecewiseConstantDecay":
+        schedule = .piecewiseConstant(boundaries: try numbers("boundaries"), values: try numbers("values"))
+    case "CosineDecay":
+        schedule = .cosineDecay(initial: try c.double("initial_learning_rate"), decaySteps: try c.int("decay_steps"),
+                                alpha: try c.double("alpha", 0), warmupTarget: try c.optionalDouble("warmup_target"),
+                                warmupSteps: try c.int("warmup_steps", 0))
+    default:
+        throw LatheError(.unsupportedOp, "learning_rate schedule '\(className)' is not supported (ExponentialDecay, PiecewiseConstantDecay, CosineDecay, InverseTimeDecay)")
+    }
+    try c.finish()
+    try schedule.validate()
+    return schedule
+}
+
+/// Reads a Keras metric name (`"auc"`) or config JSON (`{"class_name": "F1Score", "config": {"average": "macro"}}`).
+func makeMetric(_ text: String) throws -> Metric {
+    guard text.hasPrefix("{") else {
+        guard let metric = Metric(kerasName: text) else {
+            throw LatheError.invalid("unknown metric '\(text)' (accuracy, binary_accuracy, mae, rmse, precision, recall, f1_score, auc)")
+        }
+        return metric
+    }
+    let json = try JSON.parse(text)
+    guard case .string(let className)? = json["class_name"] else { throw LatheError.invalid("metric: needs \"class_name\"") }
+    var c = ConfigReader(json["config"] ?? .object([:]), where: "metric \(className)")
+    func threshold(_ key: String) throws -> Float? {
+        guard let value = c.take(key) else { return nil }
+        if case .array(let items) = value, items.count == 1, case .number(let d) = items[0] { return Float(d) }
+        guard case .number(let d) = value, d >= 0, d <= 1 else { throw c.fail(key, "must be a number in [0, 1], got \(value.text)") }
+        return Float(d)
+    }
+    let metric: Metric
+    switch className {
+    case "Accuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy": metric = .accuracy
+    case "BinaryAccuracy":
+        try c.requireDefault("threshold", .number(0.5))
+        metric = .binaryAccuracy
+    case "MeanAbsoluteError": metric = .meanAbsoluteError
+    case "RootMeanSquaredError": metric = .rootMeanSquaredError
+    case "Precision", "Recall":
+        let t = try threshold("thresholds") ?? 0.5
+        try c.requireDefault("top_k", .null)
+        try c.requireDefault("class_id", .null)
+        metric = className == "Precision" ? .precision(threshold: t) : .recall(threshold: t)
+    case "F1Score":
+        let average = try c.string("average", "micro")
+        guard let mode = Metric.Average(rawValue: average) else { throw c.fail("average", "must be \"micro\", \"macro\" or \"weighted\", got \"\(average)\"") }
+        metric = .f1(threshold: try threshold("threshold"), average: mode)
+    case "AUC":
+        let count = try c.int("num_thresholds", 200)
+        guard count >= 2 && count <= 100_000 else { throw c.fail("num_thresholds", "must be in 2...100000") }
+        try c.requireDefault("curve", .string("ROC"))
+        try c.requireDefault("summation_method", .string("interpolation"))
+        try c.requireDefault("multi_label", .bool(false))
+        try c.requireDefault("thresholds", .null)
+        try c.requireDefault("from_logits", .bool(false))
+        metric = .auc(thresholds: count)
+    default:
+        throw LatheError(.unsupportedOp, "metric '\(className)' is not supported (Accuracy, BinaryAccuracy, MeanAbsoluteError, RootMeanSquaredError, Precision, Recall, F1Score, AUC)")
+    }
+    try c.finish()
+    return metric
 }
 
 /// Reads a Keras loss name (`"mse"`) or config JSON (`{"class_name": "BinaryCrossentropy", "config": {"from_logits": true}}`).
 func makeLoss(_ text: String) throws -> Loss {
     guard text.hasPrefix("{") else {
         guard let loss = Loss(kerasName: text) else {
-            throw LatheError.invalid("unknown loss '\(text)' (mse, mae, binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy)")
+            throw LatheError.invalid("unknown loss '\(text)' (mse, mae, huber, binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy)")
         }
         return loss
     }
@@ -397,11 +510,15 @@ func makeLoss(_ text: String) throws -> Loss {
     switch className {
     case "MeanSquaredError": loss = .meanSquaredError
     case "MeanAbsoluteError": loss = .meanAbsoluteError
+    case "Huber":
+        let delta = try c.double("delta", 1)
+        guard delta > 0 else { throw c.fail("delta", "must be positive") }
+        loss = .huber(delta: Float(delta))
     case "BinaryCrossentropy": loss = .binaryCrossentropy(fromLogits: try c.bool("from_logits", false))
     case "CategoricalCrossentropy": loss = .categoricalCrossentropy(fromLogits: try c.bool("from_logits", false))
     case "SparseCategoricalCrossentropy": loss = .sparseCategoricalCrossentropy(fromLogits: try c.bool("from_logits", false))
     default:
-        throw LatheError(.unsupportedOp, "loss '\(className)' is not supported (MeanSquaredError, MeanAbsoluteError, BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy)")
+        throw LatheError(.unsupportedOp, "loss '\(className)' is not supported (MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy)")
     }
     try c.requireDefault("label_smoothing", .number(0))
     try c.requireDefault("axis", .number(-1))

@@ -77,6 +77,8 @@ public struct GraphBuilder {
     var initializers: [String: Tensor] = [:]
     /// Trainable initializer names, in creation order.
     var trainable: [String] = []
+    /// L2 regularisation factors by weight name (see `KernelRegularized`).
+    var l2: [String: Float] = [:]
     var rng: SeededGenerator
     private var counts: [String: Int] = [:]
 

@@ -3,14 +3,17 @@ import Glibc
 #endif
 import LatheCore
 
-/// A training objective, averaged over the batch (Keras semantics: mean over samples of the per-sample
-/// loss; MSE, MAE and binary cross-entropy also average over each sample's outputs).
+/// A training objective, averaged over the batch (Keras semantics, reduction `sum_over_batch_size`: the
+/// per-sample loss — for MSE, MAE, Huber and binary cross-entropy the mean over the sample's outputs — times
+/// the sample's weight, summed and divided by the number of samples, not by the sum of the weights).
 ///
 /// Targets: float32 of the prediction's shape (or the same element count), except sparse categorical
 /// cross-entropy, whose targets are class indices (int64, int32 or whole float32 numbers), one per sample.
 public enum Loss: Sendable, Equatable {
     case meanSquaredError
     case meanAbsoluteError
+    /// Keras's Huber: `0.5·e²` where `|e| ≤ delta`, else `delta·|e| − 0.5·delta²`, with `e = prediction − target`.
+    case huber(delta: Float = 1)
     /// Binary cross-entropy; from probabilities (clipped to [1e-7, 1 − 1e-7] as Keras does) or from logits.
     case binaryCrossentropy(fromLogits: Bool = false)
     /// Cross-entropy against one-hot (or soft) targets over the last axis.
@@ -18,12 +21,13 @@ public enum Loss: Sendable, Equatable {
     /// Cross-entropy against class indices over the last axis.
     case sparseCategoricalCrossentropy(fromLogits: Bool = false)
 
-    /// The Keras name: `"mse"`, `"mean_squared_error"`, `"mae"`, `"binary_crossentropy"`,
+    /// The Keras name: `"mse"`, `"mean_squared_error"`, `"mae"`, `"huber"`, `"binary_crossentropy"`,
     /// `"categorical_crossentropy"`, `"sparse_categorical_crossentropy"`.
     public init?(kerasName: String) {
         switch kerasName {
         case "mse", "mean_squared_error": self = .meanSquaredError
         case "mae", "mean_absolute_error": self = .meanAbsoluteError
+        case "huber", "huber_loss": self = .huber()
         case "binary_crossentropy": self = .binaryCrossentropy()
         case "categorical_crossentropy": self = .categoricalCrossentropy()
         case "sparse_categorical_crossentropy": self = .sparseCategoricalCrossentropy()
@@ -85,26 +89,31 @@ public enum Loss: Sendable, Equatable {
     /// - Parameters:
     ///   - prediction: the model output `[N, ...]` (logits for the `fromLogits` forms).
     ///   - target: see the type's documentation; validated first.
+    ///   - sampleWeights: one weight per sample (Keras's `sample_weight`), or nil for all ones.
     /// - Returns: the batch's mean loss, in float64.
-    public func compute(prediction: Tensor, target: Tensor, gradient: Tensor? = nil) throws -> Double {
+    public func compute(prediction: Tensor, target: Tensor, gradient: Tensor? = nil,
+                        sampleWeights: UnsafePointer<Float>? = nil) throws -> Double {
         try validate(prediction: prediction.shape, target: target)
         let p = prediction.floats, g = gradient?.floats
         let count = prediction.count
         var total = 0.0
         switch self {
-        case .meanSquaredError, .meanAbsoluteError, .binaryCrossentropy:
+        case .meanSquaredError, .meanAbsoluteError, .huber, .binaryCrossentropy:
             let t = target.floats, scale = 1 / Float(max(count, 1))
+            let samples = max(prediction.shape.first ?? 1, 1), perSample = count / samples
             for i in 0..<count {
+                let weight = sampleWeights.map { $0[i / max(perSample, 1)] } ?? 1
                 let (loss, slope) = elementLoss(p[i], t[i])
-                total += Double(loss)
-                g?[i] = slope * scale
+                total += Double(loss * weight)
+                g?[i] = slope * scale * weight
             }
             return total / Double(max(count, 1))
         case .categoricalCrossentropy(let logits), .sparseCategoricalCrossentropy(let logits):
             let classes = prediction.shape.last ?? 1, rows = count / max(classes, 1)
-            let scale = 1 / Float(rows)
             var oneHot = [Float](repeating: 0, count: classes)
             for r in 0..<rows {
+                let weight = sampleWeights.map { $0[r] } ?? 1
+                let scale = weight / Float(rows)
                 let row = p + r * classes
                 if takesClassIndices {
                     for c in 0..<classes { oneHot[c] = 0 }
@@ -120,7 +129,7 @@ public enum Loss: Sendable, Equatable {
                     for c in 0..<classes { sum += expf(row[c] - maximum) }
                     let logSum = maximum + logf(sum)
                     for c in 0..<classes {
-                        total -= Double(oneHot[c] * (row[c] - logSum))
+                        total -= Double(weight * oneHot[c] * (row[c] - logSum))
                         g?[r * classes + c] = (expf(row[c] - logSum) * targetSum - oneHot[c]) * scale
                     }
                 } else {
@@ -129,7 +138,7 @@ public enum Loss: Sendable, Equatable {
                     for c in 0..<classes { sum += row[c] }
                     for c in 0..<classes {
                         let q = min(max(row[c] / sum, 1e-7), 1 - 1e-7)
-                        total -= Double(oneHot[c] * logf(q))
+                        total -= Double(weight * oneHot[c] * logf(q))
                         g?[r * classes + c] = -oneHot[c] / (q * sum) * scale + targetSum / sum * scale
                     }
                 }
@@ -138,11 +147,14 @@ public enum Loss: Sendable, Equatable {
         }
     }
 
-    /// Per-element loss and its derivative for MSE, MAE and binary cross-entropy.
+    /// Per-element loss and its derivative for MSE, MAE, Huber and binary cross-entropy.
     @inline(__always) private func elementLoss(_ p: Float, _ t: Float) -> (Float, Float) {
         switch self {
         case .meanSquaredError: return ((p - t) * (p - t), 2 * (p - t))
         case .meanAbsoluteError: return (abs(p - t), p > t ? 1 : (p < t ? -1 : 0))
+        case .huber(let delta):
+            let e = p - t
+            return abs(e) <= delta ? (0.5 * e * e, e) : (delta * abs(e) - 0.5 * delta * delta, e > 0 ? delta : -delta)
         case .binaryCrossentropy(fromLogits: true):
             // log(1 + e^-|x|) + max(x, 0) − x·t, stable for any x.
             let loss = max(p, 0) - p * t + log1pf(expf(-abs(p)))

@@ -3,11 +3,80 @@ import Glibc
 #endif
 import LatheCore
 
+/// A learning rate that changes with the optimizer's step count, as Keras's
+/// `keras.optimizers.schedules` (evaluated per step: the first update uses `rate(atStep: 0)`).
+public enum LearningRateSchedule: Sendable, Equatable {
+    /// `initial · decayRate^(step / decaySteps)` (the exponent floored with `staircase`).
+    case exponentialDecay(initial: Double, decaySteps: Int, decayRate: Double, staircase: Bool = false)
+    /// `values[0]` while `step ≤ boundaries[0]`, `values[i]` while `boundaries[i−1] < step ≤ boundaries[i]`,
+    /// the last value after the last boundary (`values.count == boundaries.count + 1`).
+    case piecewiseConstant(boundaries: [Double], values: [Double])
+    /// Cosine decay from `initial` (or, after a linear warm-up of `warmupSteps` from `initial` to
+    /// `warmupTarget`, from `warmupTarget`) to `alpha` times that over `decaySteps`, then constant.
+    case cosineDecay(initial: Double, decaySteps: Int, alpha: Double = 0, warmupTarget: Double? = nil, warmupSteps: Int = 0)
+    /// `initial / (1 + decayRate · step / decaySteps)` (the quotient floored with `staircase`).
+    case inverseTimeDecay(initial: Double, decaySteps: Int, decayRate: Double, staircase: Bool = false)
+
+    /// Throws `.invalidArgument` for settings Keras would refuse (non-positive steps, mismatched lists).
+    public func validate() throws {
+        switch self {
+        case .exponentialDecay(let initial, let steps, _, _), .inverseTimeDecay(let initial, let steps, _, _),
+             .cosineDecay(let initial, let steps, _, _, _):
+            guard steps > 0, initial.isFinite else { throw LatheError.invalid("learning-rate schedule \(self): decay_steps must be positive") }
+            if case .cosineDecay(_, _, _, _, let warmup) = self, warmup < 0 {
+                throw LatheError.invalid("learning-rate schedule: warmup_steps must be >= 0")
+            }
+        case .piecewiseConstant(let boundaries, let values):
+            guard values.count == boundaries.count + 1, !values.isEmpty else {
+                throw LatheError.invalid("PiecewiseConstantDecay needs one more value than boundaries, got \(boundaries.count) boundaries and \(values.count) values")
+            }
+            guard zip(boundaries, boundaries.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                throw LatheError.invalid("PiecewiseConstantDecay boundaries must increase, got \(boundaries)")
+            }
+        }
+    }
+
+    /// The learning rate for the update made after `step` earlier updates.
+    public func rate(atStep step: Int) -> Float {
+        let s = Double(step)
+        switch self {
+        case .exponentialDecay(let initial, let steps, let decay, let staircase):
+            let p = s / Double(steps)
+            return Float(initial * pow(decay, staircase ? p.rounded(.down) : p))
+        case .inverseTimeDecay(let initial, let steps, let decay, let staircase):
+            let p = s / Double(steps)
+            return Float(initial / (1 + decay * (staircase ? p.rounded(.down) : p)))
+        case .piecewiseConstant(let boundaries, let values):
+            return Float(values[boundaries.firstIndex { s <= $0 } ?? boundaries.count])
+        case .cosineDecay(let initial, let steps, let alpha, let target, let warmup):
+            func decayed(_ step: Double, from rate: Double) -> Double {
+                let cosine = 0.5 * (1 + cos(Double.pi * step / Double(steps)))
+                return rate * ((1 - alpha) * cosine + alpha)
+            }
+            guard let target else { return Float(decayed(min(s, Double(steps)), from: initial)) }
+            let clamped = min(s, Double(steps + warmup))
+            if clamped < Double(warmup) { return Float((target - initial) * clamped / Double(warmup) + initial) }
+            return Float(decayed(clamped - Double(warmup), from: target))
+        }
+    }
+}
+
+/// How gradients are clipped before the update (Keras's `clipnorm`, `clipvalue`, `global_clipnorm`;
+/// Keras allows one at a time).
+public enum GradientClipping: Sendable, Equatable {
+    /// Each gradient tensor scaled so that its own L2 norm is at most this (`clipnorm`).
+    case norm(Float)
+    /// Each gradient value clamped to `[−v, v]` (`clipvalue`).
+    case value(Float)
+    /// All gradients scaled together so that their joint L2 norm is at most this (`global_clipnorm`).
+    case globalNorm(Float)
+}
+
 /// Updates parameters from their gradients, with Keras's formulas and defaults.
 ///
-/// Before the step, gradients get the L2 term (`2 · l2 · w`, for parameters of rank ≥ 2 — kernels, not
-/// biases; the penalty `l2 · Σ w²` is added to the reported loss by `fit`) and are then scaled down so
-/// that their global norm is at most `globalClipNorm` (Keras's `global_clipnorm`).
+/// A step clips the gradients (`clipping`), then applies the algorithm with the learning rate of the
+/// current step (`schedule`, else `learningRate`). L2 regularisation is not here: it belongs to the
+/// layers (`kernel_regularizer`) and enters the loss and gradients before the optimizer sees them.
 public final class Optimizer {
     /// The update rule.
     public enum Algorithm: Sendable, Equatable {
@@ -17,27 +86,54 @@ public final class Optimizer {
         case adam(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7)
         /// Adam with decoupled weight decay: `w −= lr · weightDecay · w` before the Adam step.
         case adamW(weightDecay: Float = 0.004, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7)
-        /// `v = rho · v + (1 − rho) · g²`; `w −= lr · g / sqrt(v + epsilon)`.
-        case rmsprop(rho: Float = 0.9, epsilon: Float = 1e-7)
+        /// `v = rho · v + (1 − rho) · g²`; `w −= lr · g / sqrt(v + epsilon)`; centered: `v − ḡ²` under the
+        /// root with `ḡ = rho · ḡ + (1 − rho) · g`; with momentum `m = momentum · m + increment`, `w −= m`.
+        case rmsprop(rho: Float = 0.9, epsilon: Float = 1e-7, momentum: Float = 0, centered: Bool = false)
+
+        /// The Keras class name (`"SGD"`, `"Adam"`, `"AdamW"`, `"RMSprop"`).
+        public var className: String {
+            switch self {
+            case .sgd: "SGD"
+            case .adam: "Adam"
+            case .adamW: "AdamW"
+            case .rmsprop: "RMSprop"
+            }
+        }
+
+        /// How many arrays of state the rule keeps per parameter.
+        var slotCount: Int {
+            switch self {
+            case .sgd: 1
+            case .adam, .adamW: 2
+            case .rmsprop: 3
+            }
+        }
     }
 
     public let algorithm: Algorithm
-    /// Step size.
+    /// Step size when there is no `schedule`.
     public var learningRate: Float
-    /// When set, gradients are scaled so that their global L2 norm is at most this.
-    public var globalClipNorm: Float?
-    /// L2 regularisation factor on kernels (parameters of rank ≥ 2).
-    public var l2: Float
+    /// When set, the learning rate of each step (then `learningRate` is not used).
+    public let schedule: LearningRateSchedule?
+    /// Gradient clipping before each step.
+    public let clipping: GradientClipping?
     /// Steps taken so far.
     public private(set) var iterations = 0
-    /// First and second moment (or velocity) per parameter, allocated at the first step.
-    private var slots: [[Float]] = [], slots2: [[Float]] = []
+    /// State arrays by kind and parameter (velocity; Adam's moments; RMSprop's mean square, momentum
+    /// and mean gradient), allocated at the first step.
+    private var state: [[Tensor]] = []
 
-    public init(_ algorithm: Algorithm, learningRate: Float, globalClipNorm: Float? = nil, l2: Float = 0) {
+    /// A copy of the state arrays, `slots[kind][parameter]` (empty before the first step).
+    public var slots: [[[Float]]] { state.map { $0.map { $0.floatArray() } } }
+
+    /// - Parameters:
+    ///   - schedule: a learning-rate schedule; `learningRate` is then ignored.
+    public init(_ algorithm: Algorithm, learningRate: Float, schedule: LearningRateSchedule? = nil,
+                clipping: GradientClipping? = nil) {
         self.algorithm = algorithm
         self.learningRate = learningRate
-        self.globalClipNorm = globalClipNorm
-        self.l2 = l2
+        self.schedule = schedule
+        self.clipping = clipping
     }
 
     /// SGD (Keras default learning rate 0.01).
@@ -64,75 +160,99 @@ public final class Optimizer {
         }
     }
 
-    /// The L2 penalty `l2 · Σ w²` over the kernels among `parameters`.
-    public func penalty(_ parameters: [Tensor]) -> Double {
-        guard l2 != 0 else { return 0 }
-        var sum = 0.0
-        for w in parameters where w.rank >= 2 { for i in 0..<w.count { sum += Double(w.floats[i] * w.floats[i]) } }
-        return Double(l2) * sum
+    /// The learning rate the next step uses.
+    public var currentLearningRate: Float { schedule?.rate(atStep: iterations) ?? learningRate }
+
+    /// Puts back saved state (a checkpoint's): the step count and the slot arrays.
+    /// - Throws: `.shapeMismatch` unless `slots` is empty or has this algorithm's kinds, one array per
+    ///   parameter of `parameterSizes` each.
+    public func restore(iterations: Int, slots: [[[Float]]], parameterSizes: [Int]) throws {
+        guard iterations >= 0 else { throw LatheError.invalid("optimizer state: negative step count \(iterations)") }
+        guard slots.isEmpty || (slots.count == algorithm.slotCount && slots.allSatisfy { $0.map(\.count) == parameterSizes }) else {
+            throw LatheError.shape("optimizer state: \(slots.count) slot kinds of sizes \(slots.map { $0.map(\.count) }) do not fit \(algorithm.className) over parameters of sizes \(parameterSizes)")
+        }
+        self.state = try slots.map { kind in try kind.map { try Tensor(shape: [$0.count], floats: $0) } }
+        self.iterations = iterations
     }
 
-    /// Applies L2 and clipping to `gradients` (in place), then updates `parameters` (in place).
+    /// Clips `gradients` (in place), then updates `parameters` (in place).
     /// - Throws: `.invalidArgument` when the parameter list changes between steps.
     public func step(parameters: [Tensor], gradients: [Tensor]) throws {
         guard parameters.count == gradients.count, zip(parameters, gradients).allSatisfy({ $0.count == $1.count }) else {
             throw LatheError.invalid("optimizer: \(gradients.count) gradients for \(parameters.count) parameters, or sizes differ")
         }
-        if slots.isEmpty {
-            slots = parameters.map { [Float](repeating: 0, count: $0.count) }
-            slots2 = slots
+        if state.isEmpty {
+            state = try (0..<algorithm.slotCount).map { _ in try parameters.map { try Tensor(.float32, shape: [$0.count]) } }
         }
-        guard slots.count == parameters.count, zip(slots, parameters).allSatisfy({ $0.count == $1.count }) else {
+        guard state.allSatisfy({ zip($0, parameters).allSatisfy { $0.count == $1.count } && $0.count == parameters.count }) else {
             throw LatheError.invalid("optimizer: the parameters changed since the first step")
         }
-        if l2 != 0 {
-            for (w, g) in zip(parameters, gradients) where w.rank >= 2 {
-                for i in 0..<w.count { g.floats[i] += 2 * l2 * w.floats[i] }
-            }
-        }
-        if let clip = globalClipNorm {
-            var sum = 0.0
-            for g in gradients { for i in 0..<g.count { sum += Double(g.floats[i] * g.floats[i]) } }
-            let norm = Float(sum.squareRoot())
-            if norm > clip {
-                let scale = clip / norm
-                for g in gradients { for i in 0..<g.count { g.floats[i] *= scale } }
-            }
-        }
+        clip(gradients)
+        let lr = currentLearningRate
         iterations += 1
-        let lr = learningRate, t = Float(iterations)
+        let t = Float(iterations)
         for (index, (wTensor, gTensor)) in zip(parameters, gradients).enumerated() {
             let w = wTensor.floats, g = gTensor.floats, n = wTensor.count
-            slots[index].withUnsafeMutableBufferPointer { m in
-                slots2[index].withUnsafeMutableBufferPointer { v in
-                    switch algorithm {
-                    case .sgd(let momentum, let nesterov):
-                        if momentum == 0 {
-                            for i in 0..<n { w[i] -= lr * g[i] }
-                        } else {
-                            for i in 0..<n {
-                                m[i] = momentum * m[i] - lr * g[i]
-                                w[i] += nesterov ? momentum * m[i] - lr * g[i] : m[i]
-                            }
-                        }
-                    case .adam(let beta1, let beta2, let epsilon), .adamW(_, let beta1, let beta2, let epsilon):
-                        if case .adamW(let decay, _, _, _) = algorithm {
-                            for i in 0..<n { w[i] -= lr * decay * w[i] }
-                        }
-                        let step = lr * (1 - powf(beta2, t)).squareRoot() / (1 - powf(beta1, t))
-                        for i in 0..<n {
-                            m[i] += (g[i] - m[i]) * (1 - beta1)
-                            v[i] += (g[i] * g[i] - v[i]) * (1 - beta2)
-                            w[i] -= step * m[i] / (v[i].squareRoot() + epsilon)
-                        }
-                    case .rmsprop(let rho, let epsilon):
-                        for i in 0..<n {
-                            v[i] = rho * v[i] + (1 - rho) * g[i] * g[i]
-                            w[i] -= lr * g[i] / (v[i] + epsilon).squareRoot()
-                        }
+            switch algorithm {
+            case .sgd(let momentum, let nesterov):
+                if momentum == 0 {
+                    for i in 0..<n { w[i] -= lr * g[i] }
+                } else {
+                    let m = state[0][index].floats
+                    for i in 0..<n {
+                        m[i] = momentum * m[i] - lr * g[i]
+                        w[i] += nesterov ? momentum * m[i] - lr * g[i] : m[i]
+                    }
+                }
+            case .adam(let beta1, let beta2, let epsilon), .adamW(_, let beta1, let beta2, let epsilon):
+                if case .adamW(let decay, _, _, _) = algorithm {
+                    for i in 0..<n { w[i] -= lr * decay * w[i] }
+                }
+                let step = lr * (1 - powf(beta2, t)).squareRoot() / (1 - powf(beta1, t))
+                let m = state[0][index].floats, v = state[1][index].floats
+                for i in 0..<n {
+                    m[i] += (g[i] - m[i]) * (1 - beta1)
+                    v[i] += (g[i] * g[i] - v[i]) * (1 - beta2)
+                    w[i] -= step * m[i] / (v[i].squareRoot() + epsilon)
+                }
+            case .rmsprop(let rho, let epsilon, let momentum, let centered):
+                let v = state[0][index].floats, m = state[1][index].floats, mean = state[2][index].floats
+                for i in 0..<n {
+                    v[i] = rho * v[i] + (1 - rho) * g[i] * g[i]
+                    var denominator = v[i] + epsilon
+                    if centered {
+                        mean[i] = rho * mean[i] + (1 - rho) * g[i]
+                        denominator = v[i] - mean[i] * mean[i] + epsilon
+                    }
+                    let increment = lr * g[i] / denominator.squareRoot()
+                    if momentum > 0 {
+                        m[i] = momentum * m[i] + increment
+                        w[i] -= m[i]
+                    } else {
+                        w[i] -= increment
                     }
                 }
             }
+        }
+    }
+
+    /// Applies `clipping` to `gradients` in place (Keras's formulas: `g · c / max(‖g‖, c)`).
+    private func clip(_ gradients: [Tensor]) {
+        func norm(_ tensors: [Tensor]) -> Float {
+            var sum = 0.0
+            for g in tensors { for i in 0..<g.count { sum += Double(g.floats[i] * g.floats[i]) } }
+            return Float(sum.squareRoot())
+        }
+        func scale(_ tensors: [Tensor], _ limit: Float) {
+            let total = norm(tensors)
+            guard total > limit else { return }
+            for g in tensors { for i in 0..<g.count { g.floats[i] = g.floats[i] * limit / total } }
+        }
+        switch clipping {
+        case nil: break
+        case .norm(let limit): for g in gradients { scale([g], limit) }
+        case .globalNorm(let limit): scale(gradients, limit)
+        case .value(let limit): for g in gradients { for i in 0..<g.count { g.floats[i] = min(max(g.floats[i], -limit), limit) } }
         }
     }
 }

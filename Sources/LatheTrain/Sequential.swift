@@ -29,10 +29,24 @@ public final class Sequential {
     public private(set) var graph: Graph?
     /// Trainable weight names, in layer order.
     public private(set) var trainableWeights: [String] = []
+    /// L2 factors by weight name (Keras's `kernel_regularizer=l2(x)`): `x · Σ w²` joins the loss.
+    public private(set) var regularization: [String: Float] = [:]
+    /// Epochs trained so far, over all `fit` calls (saved in checkpoints): epoch `e` draws its shuffling
+    /// order and dropout masks from `fit`'s seed and `e` alone, so training resumes exactly.
+    public internal(set) var epochsTrained = 0
     /// Set by `compile`.
     public private(set) var optimizer: Optimizer?
     public private(set) var loss: Loss?
     public private(set) var metrics: [Metric] = []
+    /// The history key of each metric: its name, with `_1`, `_2`, ... for repeats (as Keras numbers them).
+    public var metricKeys: [String] {
+        var seen: [String: Int] = [:]
+        return metrics.map { metric in
+            let n = seen[metric.name, default: 0]
+            seen[metric.name] = n + 1
+            return n == 0 ? metric.name : "\(metric.name)_\(n)"
+        }
+    }
     private var engine: GradientEngine?
     /// Where back-propagation starts when the loss is fused with the final activation.
     private var lossInput: String?
@@ -85,6 +99,7 @@ public final class Sequential {
         engine = try GradientEngine(graph: graph, registry: registry, differentiable: builder.trainable)
         self.graph = graph
         self.trainableWeights = builder.trainable
+        self.regularization = builder.l2
         return graph
     }
 
@@ -119,16 +134,24 @@ public final class Sequential {
     /// - Parameters:
     ///   - validationData: evaluated after every epoch; takes precedence over `validationSplit`.
     ///   - validationSplit: the fraction of samples, taken from the end before shuffling (as Keras),
-    ///     held out for validation.
-    ///   - seed: fixes the shuffling order and dropout masks.
+    ///     held out for validation (with their sample weights).
+    ///   - shuffle: reshuffles the training samples every epoch.
+    ///   - seed: with the epoch's index over all `fit` calls (`epochsTrained`), fixes that epoch's
+    ///     shuffling order and dropout masks.
+    ///   - sampleWeight: `[N]` non-negative weights of the samples' losses (Keras's `sample_weight`).
+    ///   - classWeight: weights by class (Keras's `class_weight`; classes not listed weigh 1): a sample's
+    ///     class is its class index, the argmax of a one-hot row, or its rounded single target.
     /// - Returns: per-epoch loss and metrics.
-    /// - Throws: `.invalidState` before `compile`; `.shapeMismatch` when `x` and `y` disagree on the
-    ///   number of samples; an error naming the epoch and batch for non-finite inputs, an out-of-range
-    ///   label or a non-finite loss or gradient — the weights are then those after the last good step.
+    /// - Throws: `.invalidState` before `compile`; `.shapeMismatch` when `x`, `y` and `sampleWeight`
+    ///   disagree on the number of samples; `.invalidArgument` for both `sampleWeight` and `classWeight`,
+    ///   or a negative or non-finite weight; an error naming the epoch and batch for non-finite inputs or
+    ///   targets, an out-of-range label or a non-finite loss or gradient — the weights are then those
+    ///   after the last good step.
     @discardableResult
     public func fit(x: Tensor, y: Tensor, epochs: Int = 1, batchSize: Int = 32,
                     validationData: (x: Tensor, y: Tensor)? = nil, validationSplit: Double = 0,
-                    shuffle: Bool = true, seed: UInt64 = 0) throws -> History {
+                    shuffle: Bool = true, seed: UInt64 = 0,
+                    sampleWeight: Tensor? = nil, classWeight: [Int: Float]? = nil) throws -> History {
         guard let engine, let optimizer, let loss else {
             throw LatheError(.invalidState, "call compile(optimizer:loss:metrics:) before fit")
         }
@@ -137,12 +160,18 @@ public final class Sequential {
         guard validationSplit >= 0 && validationSplit < 1 else {
             throw LatheError.invalid("validationSplit must be in [0, 1), got \(validationSplit)")
         }
+        guard sampleWeight == nil || classWeight == nil else {
+            throw LatheError.invalid("give sampleWeight or classWeight, not both (as Keras)")
+        }
+        var weights = try sampleWeight.map { try checkedWeights($0, samples: x.shape[0]) }
+        if let classWeight { weights = try classWeights(classWeight, y, loss) }
         var trainCount = x.shape[0]
-        var validation = validationData
+        var validation = validationData.map { (x: $0.x, y: $0.y, weight: Tensor?.none) }
         if validation == nil && validationSplit > 0 {
             let held = Int(Double(trainCount) * validationSplit)
             if held > 0 {
-                validation = (try rows(x, Array((trainCount - held)..<trainCount)), try rows(y, Array((trainCount - held)..<trainCount)))
+                let tail = Array((trainCount - held)..<trainCount)
+                validation = (try rows(x, tail), try rows(y, tail), sampleWeight == nil ? nil : try rows(sampleWeight!, tail))
                 trainCount -= held
             }
         }
@@ -151,28 +180,31 @@ public final class Sequential {
 
         let parameters = trainableWeights.map { graph!.initializers[$0]! }
         let backups = try parameters.map { try $0.copy() }
-        var rng = SeededGenerator(seed: seed)
         var history = History()
-        var order = Array(0..<trainCount)
-        var step: UInt64 = 0
         if epochs == 0 { return history }
         for epoch in 1...epochs {
+            let epochSeed = mix(seed, UInt64(epochsTrained))
+            var rng = SeededGenerator(seed: epochSeed)
+            var order = Array(0..<trainCount)
             if shuffle { order.shuffle(using: &rng) }
             var lossSum = 0.0, seen = 0
-            var totals = [(Double, Double)](repeating: (0, 0), count: metrics.count)
+            var totals = metrics.map { $0.makeTotals() }
             let batches = (trainCount + batchSize - 1) / batchSize
             for batch in 0..<batches {
                 let where_ = "epoch \(epoch), batch \(batch + 1) of \(batches)"
                 let indices = Array(order[(batch * batchSize)..<min((batch + 1) * batchSize, trainCount)])
                 let xb = try gather(x, indices, role: "x"), yb = try gather(y, indices, role: "y")
+                let wb = try weights.map { try gather($0, indices, role: "w") }
                 if let bad = firstNonFinite(xb) {
                     throw LatheError.invalid("\(where_): input of sample \(indices[bad / max(xb.count / indices.count, 1)]) is not finite (NaN or infinity); weights kept from the last good step")
                 }
+                if let bad = firstNonFinite(yb) {
+                    throw LatheError.invalid("\(where_): target of sample \(indices[bad / max(yb.count / indices.count, 1)]) is not finite (NaN or infinity); weights kept from the last good step")
+                }
                 let value: Double
                 do {
-                    step += 1
-                    let output = try engine.forward(["input": xb], training: true, seed: mix(seed, step))[0]
-                    value = try lossAndBackward(engine, loss, output: output, target: yb) + optimizer.penalty(parameters)
+                    let output = try engine.forward(["input": xb], training: true, seed: mix(epochSeed, UInt64(batch + 1)))[0]
+                    value = try lossAndBackward(engine, loss, output: output, target: yb, weights: wb) + penalty()
                     for (m, metric) in metrics.enumerated() {
                         metric.accumulate(prediction: output, target: yb, loss: loss, into: &totals[m])
                     }
@@ -183,6 +215,10 @@ public final class Sequential {
                     throw LatheError.invalid("\(where_): loss is not finite (\(value)); training stopped, weights kept from the last good step")
                 }
                 let gradients = trainableWeights.map { engine.gradient($0)! }
+                for (name, w, g) in zip3(trainableWeights, parameters, gradients) {
+                    guard let factor = regularization[name], factor != 0 else { continue }
+                    for i in 0..<w.count { g.floats[i] += 2 * factor * w.floats[i] }
+                }
                 if let name = zip(trainableWeights, gradients).first(where: { firstNonFinite($0.1) != nil })?.0 {
                     throw LatheError.invalid("\(where_): gradient of '\(name)' is not finite; training stopped, weights kept from the last good step")
                 }
@@ -195,35 +231,42 @@ public final class Sequential {
                 lossSum += value * Double(indices.count)
                 seen += indices.count
             }
+            epochsTrained += 1
             var record = ["loss": lossSum / Double(seen)]
-            for (m, metric) in metrics.enumerated() { record[metric.name] = metric.finish(totals[m]) }
+            for (m, metric) in metrics.enumerated() { record[metricKeys[m]] = metric.finish(totals[m]) }
             if let validation {
-                for (key, v) in try evaluate(x: validation.x, y: validation.y, batchSize: batchSize) { record["val_" + key] = v }
+                for (key, v) in try evaluate(x: validation.x, y: validation.y, batchSize: batchSize, sampleWeight: validation.weight) {
+                    record["val_" + key] = v
+                }
             }
             history.epochs.append(record)
         }
         return history
     }
 
-    /// The loss and metrics over a data set, in inference mode.
+    /// The loss (with the regularisation penalty, as Keras) and metrics over a data set, in inference mode.
+    /// - Parameter sampleWeight: `[N]` weights of the samples' losses, or nil.
     /// - Returns: `"loss"` and each metric's name.
-    public func evaluate(x: Tensor, y: Tensor, batchSize: Int = 32) throws -> [String: Double] {
+    public func evaluate(x: Tensor, y: Tensor, batchSize: Int = 32, sampleWeight: Tensor? = nil) throws -> [String: Double] {
         guard let engine, let loss else { throw LatheError(.invalidState, "call compile(optimizer:loss:metrics:) before evaluate") }
         try checkSamples(x, y)
         guard batchSize > 0 else { throw LatheError.invalid("batchSize must be > 0") }
+        let weights = try sampleWeight.map { try checkedWeights($0, samples: x.shape[0]) }
         let n = x.shape[0]
         var lossSum = 0.0
-        var totals = [(Double, Double)](repeating: (0, 0), count: metrics.count)
+        var totals = metrics.map { $0.makeTotals() }
         for start in stride(from: 0, to: n, by: batchSize) {
             let indices = Array(start..<min(start + batchSize, n))
             let xb = try gather(x, indices, role: "x"), yb = try gather(y, indices, role: "y")
+            let wb = try weights.map { try gather($0, indices, role: "w") }
             let output = try engine.forward(["input": xb], training: false)[0]
             let prediction = lossInput.map { engine.value($0)! } ?? output
-            lossSum += try (lossInput == nil ? loss : loss.onLogits).compute(prediction: prediction, target: yb) * Double(indices.count)
+            lossSum += try (lossInput == nil ? loss : loss.onLogits).compute(prediction: prediction, target: yb,
+                                                                            sampleWeights: wb.map { UnsafePointer($0.floats) }) * Double(indices.count)
             for (m, metric) in metrics.enumerated() { metric.accumulate(prediction: output, target: yb, loss: loss, into: &totals[m]) }
         }
-        var result = ["loss": lossSum / Double(max(n, 1)) + (optimizer?.penalty(trainableWeights.map { graph!.initializers[$0]! }) ?? 0)]
-        for (m, metric) in metrics.enumerated() { result[metric.name] = metric.finish(totals[m]) }
+        var result = ["loss": lossSum / Double(max(n, 1)) + penalty()]
+        for (m, metric) in metrics.enumerated() { result[metricKeys[m]] = metric.finish(totals[m]) }
         return result
     }
 
@@ -244,12 +287,25 @@ public final class Sequential {
         return try result ?? Tensor(.float32, shape: [0])
     }
 
+    /// The regularisation penalty `Σ l2 · Σ w²` over the regularised weights.
+    public func penalty() -> Double {
+        var total = 0.0
+        for (name, factor) in regularization where factor != 0 {
+            guard let w = graph?.initializers[name] else { continue }
+            var sum = 0.0
+            for i in 0..<w.count { sum += Double(w.floats[i]) * Double(w.floats[i]) }
+            total += Double(factor) * sum
+        }
+        return total
+    }
+
     /// Computes the batch loss and back-propagates it; with a fused loss, from the final activation's input.
-    private func lossAndBackward(_ engine: GradientEngine, _ loss: Loss, output: Tensor, target: Tensor) throws -> Double {
+    private func lossAndBackward(_ engine: GradientEngine, _ loss: Loss, output: Tensor, target: Tensor, weights: Tensor?) throws -> Double {
         let start = lossInput ?? graph!.outputs[0].name
         let prediction = lossInput.map { engine.value($0)! } ?? output
         let seed = try buffer("seed", .float32, prediction.shape)
-        let value = try (lossInput == nil ? loss : loss.onLogits).compute(prediction: prediction, target: target, gradient: seed)
+        let value = try (lossInput == nil ? loss : loss.onLogits).compute(prediction: prediction, target: target, gradient: seed,
+                                                                         sampleWeights: weights.map { UnsafePointer($0.floats) })
         try engine.backward(seeds: [start: seed])
         return value
     }
@@ -271,6 +327,38 @@ public final class Sequential {
         return out
     }
 
+    /// `weights` as float32 `[samples]`, checked to be finite and non-negative.
+    private func checkedWeights(_ weights: Tensor, samples: Int) throws -> Tensor {
+        guard weights.dtype == .float32, weights.count == samples, weights.rank >= 1, weights.shape[0] == samples else {
+            throw LatheError.shape("sample weights must be float32 [\(samples)] (one per sample), got \(weights.dtype) \(weights.shape)")
+        }
+        for i in 0..<samples where !(weights.floats[i] >= 0 && weights.floats[i].isFinite) {
+            throw LatheError.invalid("sample weight \(weights.floats[i]) of sample \(i) is negative or not finite")
+        }
+        return try Tensor(shape: [samples], floats: Array(UnsafeBufferPointer(start: weights.floats, count: samples)))
+    }
+
+    /// Keras's `class_weight` as one weight per sample: the weight of each sample's class (1 when unlisted).
+    private func classWeights(_ classWeight: [Int: Float], _ y: Tensor, _ loss: Loss) throws -> Tensor {
+        for (c, w) in classWeight where !(w >= 0 && w.isFinite) {
+            throw LatheError.invalid("class weight \(w) of class \(c) is negative or not finite")
+        }
+        let n = y.shape[0], width = y.count / max(n, 1)
+        var weights = [Float](repeating: 1, count: n)
+        for i in 0..<n {
+            let label: Int?
+            if loss.takesClassIndices || width == 1 {
+                label = y.dtype == .float32 ? (y.floats[i].isFinite ? Int(y.floats[i].rounded()) : nil) : classIndex(y, i)
+            } else {
+                var best = 0
+                for c in 1..<width where y.floats[i * width + c] > y.floats[i * width + best] { best = c }
+                label = best
+            }
+            if let label, let w = classWeight[label] { weights[i] = w }
+        }
+        return try Tensor(shape: [n], floats: weights)
+    }
+
     /// Throws unless `x` and `y` hold the same number of samples.
     private func checkSamples(_ x: Tensor, _ y: Tensor) throws {
         guard x.rank >= 1, y.rank >= 1 else { throw LatheError.shape("x and y need a sample axis, got \(x.shape) and \(y.shape)") }
@@ -287,6 +375,11 @@ func rows(_ t: Tensor, _ indices: [Int]) throws -> Tensor {
     let rowBytes = t.shape.dropFirst().reduce(1, *) * t.dtype.size
     for (i, r) in indices.enumerated() { (out.bytes + i * rowBytes).copyMemory(from: t.bytes + r * rowBytes, byteCount: rowBytes) }
     return out
+}
+
+/// Three sequences side by side.
+func zip3<A: Sequence, B: Sequence, C: Sequence>(_ a: A, _ b: B, _ c: C) -> [(A.Element, B.Element, C.Element)] {
+    zip(zip(a, b), c).map { ($0.0, $0.1, $1) }
 }
 
 /// The index of the first NaN or infinity in a float32 tensor (nil when all finite, or not float32).

@@ -64,9 +64,9 @@ import LatheONNX
 
     @Test func mlpRoundTrip() throws {
         let data = try failureData(count: 40, seed: 6)
-        let model = Sequential([Dense(12, activation: .relu, kernelInitializer: .heNormal, inputShape: [8]), Dropout(0.5),
-                                Dense(1, activation: .sigmoid)], seed: 5)
-        try model.compile(optimizer: Optimizer(.adam(), learningRate: 0.01, globalClipNorm: 1, l2: 1e-4),
+        let model = Sequential([KernelRegularized(Dense(12, activation: .relu, kernelInitializer: .heNormal, inputShape: [8]), l2: 1e-4),
+                                Dropout(0.5), Dense(1, activation: .sigmoid)], seed: 5)
+        try model.compile(optimizer: Optimizer(.adam(), learningRate: 0.01, clipping: .globalNorm(1)),
                           loss: .binaryCrossentropy())
         try roundTrip(model, name: "mlp", x: data.x, y: data.y)
     }

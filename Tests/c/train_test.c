@@ -5,7 +5,8 @@
  *
  * Builds a small MLP from a JSON spec, trains it on a separable two-class problem with a per-epoch
  * callback that stops after 30 epochs, checks evaluate/predict/weights, writes the model to OUT.onnx
- * and checks the error statuses and messages of bad specs and data. Prints each failure, then
+ * checks that a checkpoint resumes training bit for bit (with class weights, a learning-rate schedule,
+ * clipping, L2 and JSON metric configs), and checks the error statuses and messages of bad specs and data. Prints each failure, then
  * "N passed, M failed"; exits 0 only if nothing failed. Compile with -std=c99 -Wall -Wextra -Werror -pedantic.
  */
 #include <stdio.h>
@@ -42,6 +43,20 @@ static int on_epoch_end(void *user_data, int epoch, const char *logs_json) {
     *calls += 1;
     return *calls >= 30;
 }
+
+/** The checkpoint test's model: L2 on the first kernel, dropout, a sigmoid output. */
+static const char *CHECKPOINT_SPEC =
+    "{\"input_shape\": [2], \"seed\": 3, \"layers\": ["
+    "{\"class_name\": \"Dense\", \"config\": {\"units\": 6, \"activation\": \"relu\", "
+    "\"kernel_regularizer\": {\"class_name\": \"L2\", \"config\": {\"l2\": 0.001}}}},"
+    "{\"class_name\": \"Dropout\", \"config\": {\"rate\": 0.2}},"
+    "{\"class_name\": \"Dense\", \"config\": {\"units\": 1, \"activation\": \"sigmoid\"}}]}";
+
+/** Nesterov SGD with an exponentially decaying learning rate and per-tensor clipping. */
+static const char *CHECKPOINT_OPTIMIZER =
+    "{\"class_name\": \"SGD\", \"config\": {\"momentum\": 0.9, \"nesterov\": true, \"clipnorm\": 1.0, "
+    "\"learning_rate\": {\"class_name\": \"ExponentialDecay\", \"config\": "
+    "{\"initial_learning_rate\": 0.1, \"decay_steps\": 10, \"decay_rate\": 0.5}}}}";
 
 static lathe_sequential *make(const char *spec) {
     lathe_sequential *model = NULL;
@@ -126,14 +141,68 @@ int main(int argc, char **argv) {
     lathe_sequential_free(model);
     lathe_sequential_free(NULL);
 
+    /* Checkpoints: fit(2 epochs) equals fit(1), save, load into a fresh model, fit(1), bit for bit. */
+    {
+        static const float class_weight[2] = {1.0f, 3.0f};
+        const char *checkpoint_metrics[] = {"precision", "{\"class_name\": \"AUC\", \"config\": {\"num_thresholds\": 100}}",
+                                            "{\"class_name\": \"F1Score\", \"config\": {\"average\": \"macro\", \"threshold\": 0.5}}"};
+        char path[4096];
+        float *straight, *resumed;
+        lathe_sequential *a = make(CHECKPOINT_SPEC), *b = make(CHECKPOINT_SPEC), *c = make(CHECKPOINT_SPEC), *d = NULL;
+        int restored = 0;
+        snprintf(path, sizeof path, "%s.ckpt", argv[1]);
+        EXPECT(a != NULL && b != NULL && c != NULL);
+        if (a == NULL || b == NULL || c == NULL) return 1;
+        EXPECT(lathe_sequential_compile(a, CHECKPOINT_OPTIMIZER, "binary_crossentropy", checkpoint_metrics, 3) == LATHE_OK);
+        EXPECT(lathe_sequential_compile(b, CHECKPOINT_OPTIMIZER, "binary_crossentropy", checkpoint_metrics, 3) == LATHE_OK);
+        EXPECT(lathe_sequential_compile(c, CHECKPOINT_OPTIMIZER, "binary_crossentropy", checkpoint_metrics, 3) == LATHE_OK);
+        EXPECT(lathe_sequential_fit_weighted(a, x, x_shape, 2, y, y_shape, 2, NULL, NULL, 0, NULL, NULL, 0, NULL, class_weight, 2,
+                                             2, 16, 0.0, 1, 5, NULL, NULL, &history) == LATHE_OK);
+        EXPECT(history != NULL && strstr(history, "\"auc\"") != NULL && strstr(history, "\"precision\"") != NULL &&
+               strstr(history, "\"f1_score\"") != NULL);
+        EXPECT(lathe_sequential_fit_weighted(b, x, x_shape, 2, y, y_shape, 2, NULL, NULL, 0, NULL, NULL, 0, NULL, class_weight, 2,
+                                             1, 16, 0.0, 1, 5, NULL, NULL, NULL) == LATHE_OK);
+        EXPECT(lathe_sequential_save_checkpoint(b, path) == LATHE_OK);
+        lathe_sequential_free(b);
+        EXPECT(lathe_sequential_load_checkpoint(c, path, &restored) == LATHE_OK && restored == 1);
+        EXPECT(lathe_sequential_fit_weighted(c, x, x_shape, 2, y, y_shape, 2, NULL, NULL, 0, NULL, NULL, 0, NULL, class_weight, 2,
+                                             1, 16, 0.0, 1, 5, NULL, NULL, NULL) == LATHE_OK);
+        EXPECT(lathe_sequential_load(path, &d) == LATHE_OK && d != NULL);
+        EXPECT(d != NULL && lathe_sequential_fit_weighted(d, x, x_shape, 2, y, y_shape, 2, NULL, NULL, 0, NULL, NULL, 0, NULL,
+                                                          class_weight, 2, 1, 16, 0.0, 1, 5, NULL, NULL, NULL) == LATHE_OK);
+        EXPECT(lathe_sequential_weight_count(a, &count) == LATHE_OK);
+        straight = (float *)malloc(count * sizeof *straight);
+        resumed = (float *)malloc(count * sizeof *resumed);
+        EXPECT(lathe_sequential_get_weights(a, straight, count) == LATHE_OK);
+        EXPECT(lathe_sequential_get_weights(c, resumed, count) == LATHE_OK);
+        EXPECT(memcmp(straight, resumed, count * sizeof *straight) == 0);
+        EXPECT(d != NULL && lathe_sequential_get_weights(d, resumed, count) == LATHE_OK);
+        EXPECT(memcmp(straight, resumed, count * sizeof *straight) == 0);
+        free(straight);
+        free(resumed);
+        EXPECT_ERROR(lathe_sequential_set_learning_rate(a, 0.1), LATHE_ERROR_INVALID_STATE, "schedule");
+        EXPECT_ERROR(lathe_sequential_fit_weighted(a, x, x_shape, 2, y, y_shape, 2, NULL, NULL, 0, NULL, NULL, 0, y, class_weight, 2,
+                                                   1, 16, 0.0, 1, 5, NULL, NULL, NULL),
+                     LATHE_ERROR_INVALID_ARGUMENT, "not both");
+        EXPECT_ERROR(lathe_sequential_load_checkpoint(a, "/nonexistent-dir/m.ckpt", NULL), LATHE_ERROR_IO, "nonexistent");
+        b = make("{\"input_shape\": [2], \"layers\": [{\"class_name\": \"Dense\", \"config\": {\"units\": 3}}]}");
+        EXPECT_ERROR(lathe_sequential_load_checkpoint(b, path, NULL), LATHE_ERROR_SHAPE_MISMATCH, "dense");
+        lathe_sequential_free(b);
+        EXPECT_ERROR(lathe_sequential_load(argv[1], &d), LATHE_ERROR_PARSE, "not a Lathe checkpoint");
+        lathe_sequential_free(a);
+        lathe_sequential_free(c);
+        lathe_sequential_free(d);
+        remove(path);
+    }
+
     /* Bad specs name the layer and the key. */
     model = NULL;
     EXPECT_ERROR(lathe_sequential_create("{\"layers\": [", &model), LATHE_ERROR_INVALID_ARGUMENT, "byte");
     EXPECT_ERROR(lathe_sequential_create("{\"input_shape\": [4], \"layers\": [{\"class_name\": \"Dense\", \"config\": {}}]}", &model),
                  LATHE_ERROR_INVALID_ARGUMENT, "layer 0 (Dense 'dense'): \"units\" is required");
     EXPECT_ERROR(lathe_sequential_create("{\"input_shape\": [4], \"layers\": [{\"class_name\": \"Dense\", \"config\": "
-                                         "{\"units\": 2, \"kernel_regularizer\": \"l2\"}}]}", &model),
-                 LATHE_ERROR_UNSUPPORTED_OP, "unsupported key \"kernel_regularizer\"");
+                                         "{\"units\": 2, \"bias_regularizer\": \"l2\"}}]}", &model),
+                 LATHE_ERROR_UNSUPPORTED_OP, "unsupported key \"bias_regularizer\"");
     EXPECT_ERROR(lathe_sequential_create("{\"input_shape\": [10, 4], \"layers\": [{\"class_name\": \"Foo\"}]}", &model),
                  LATHE_ERROR_UNSUPPORTED_OP, "'Foo' is not supported");
     EXPECT_ERROR(lathe_sequential_create("{\"input_shape\": [4], \"layers\": [{\"class_name\": \"Flatten\"},"

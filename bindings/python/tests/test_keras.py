@@ -241,17 +241,20 @@ def test_unsupported_layers_and_options_are_named():
     assert error.value.status == LATHE_ERROR_UNSUPPORTED_OP and isinstance(error.value, NotImplementedError)
     with pytest.raises(UnsupportedError, match="'SimpleRNN' is not supported"):
         Sequential([__import__("lathe.keras.layers").keras.layers.SimpleRNN(4, input_shape=(10, 3))]).compile(optimizer='adam', loss='mse')
-    model = Sequential([Dense(4, input_shape=(3,), kernel_regularizer="l2")])
-    with pytest.raises(UnsupportedError, match=r"layer 0 \(Dense 'dense.*'\): unsupported key \"kernel_regularizer\""):
+    model = Sequential([Dense(4, input_shape=(3,), bias_regularizer="l2")])
+    with pytest.raises(UnsupportedError, match=r"layer 0 \(Dense 'dense.*'\): unsupported key \"bias_regularizer\""):
         model.compile(optimizer='adam', loss='mse')
+    with pytest.raises(UnsupportedError, match="kernel_regularizer .*L1.* is not supported"):
+        Sequential([Dense(4, input_shape=(3,), kernel_regularizer={"class_name": "L1", "config": {"l1": 0.1}})]).compile(
+            optimizer='adam', loss='mse')
     with pytest.raises(UnsupportedError, match="dilation_rate"):
         Sequential([Conv2D(2, 3, dilation_rate=2, input_shape=(8, 8, 1))]).compile(optimizer='adam', loss='mse')
-    with pytest.raises(UnsupportedError, match="Precision"):
+    with pytest.raises(UnsupportedError, match="top_k"):
         Sequential([Dense(1, input_shape=(3,))]).compile(optimizer='adam', loss='mse',
-                                                         metrics=[__import__("lathe.keras.metrics").keras.metrics.Precision()])
+                                                         metrics=[__import__("lathe.keras.metrics").keras.metrics.Precision(top_k=2)])
     with pytest.raises(LatheError, match="unknown loss 'hinge'"):
         Sequential([Dense(1, input_shape=(3,))]).compile(optimizer='adam', loss='hinge')
-    with pytest.raises(UnsupportedError, match="ONNX only"):
+    with pytest.raises(UnsupportedError, match=r"saves ONNX \(.onnx\)"):
         snippet_model().save("model.keras")
 
 

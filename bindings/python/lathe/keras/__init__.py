@@ -10,9 +10,9 @@ raises `UnsupportedError` (a `lathe.LatheError` and a `NotImplementedError`) nam
 `model.save("m.onnx")` exports ONNX.
 """
 
-from . import callbacks, layers, losses, metrics, models, optimizers, utils
+from . import callbacks, layers, losses, metrics, models, optimizers, regularizers, utils
 from ._engine import UnsupportedError
 from .models import Sequential
 
 __all__ = ["Sequential", "UnsupportedError", "callbacks", "layers", "losses", "metrics", "models", "optimizers",
-           "utils"]
+           "regularizers", "utils"]

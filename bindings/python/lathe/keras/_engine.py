@@ -35,7 +35,13 @@ def _declare():
         "lathe_sequential_fit": (
             status, [handle] + array * 4 + [ctypes.c_int, ctypes.c_int, ctypes.c_double, ctypes.c_int, ctypes.c_uint64,
                                             EPOCH_CALLBACK, ctypes.c_void_p, string_out]),
+        "lathe_sequential_fit_weighted": (
+            status, [handle] + array * 4 + [floats, floats, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_double,
+                                            ctypes.c_int, ctypes.c_uint64, EPOCH_CALLBACK, ctypes.c_void_p, string_out]),
         "lathe_sequential_evaluate": (status, [handle] + array * 2 + [ctypes.c_int, string_out]),
+        "lathe_sequential_evaluate_weighted": (status, [handle] + array * 2 + [floats, ctypes.c_int, string_out]),
+        "lathe_sequential_save_checkpoint": (status, [handle, ctypes.c_char_p]),
+        "lathe_sequential_load_checkpoint": (status, [handle, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]),
         "lathe_sequential_predict": (status, [handle] + array + [ctypes.c_int, floats, ctypes.c_size_t]),
         "lathe_sequential_summary": (status, [handle, string_out]),
         "lathe_sequential_weight_count": (status, [handle, ctypes.POINTER(ctypes.c_size_t)]),
@@ -80,6 +86,11 @@ def as_floats(array, name):
     return result
 
 
+def _pointer(array):
+    """A float32 array's data pointer, or NULL for None."""
+    return None if array is None else array.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+
+
 def array_arguments(array):
     """The (data, shape, rank) argument triple for a float32 array, or NULLs for None."""
     if array is None:
@@ -106,8 +117,10 @@ class Engine:
         names = (ctypes.c_char_p * max(len(metrics), 1))(*[m.encode() for m in metrics])
         check(lib.lathe_sequential_compile(self._handle, optimizer.encode(), loss.encode(), names, len(metrics)))
 
-    def fit(self, x, y, x_val, y_val, epochs, batch_size, validation_split, shuffle, seed, on_epoch_end):
-        """Trains; `on_epoch_end(epoch, logs)` returns True to stop. Returns the history dict."""
+    def fit(self, x, y, x_val, y_val, epochs, batch_size, validation_split, shuffle, seed, on_epoch_end,
+            sample_weight=None, class_weight=None):
+        """Trains; `on_epoch_end(epoch, logs)` returns True to stop. `sample_weight`: float32 (N,) or None;
+        `class_weight`: float32 (classes,) indexed by class, or None. Returns the history dict."""
         failure = []
 
         def callback(_user_data, epoch, logs_json):
@@ -119,19 +132,29 @@ class Engine:
 
         c_callback = EPOCH_CALLBACK(callback)
         history = ctypes.c_char_p()
-        status = lib.lathe_sequential_fit(
+        status = lib.lathe_sequential_fit_weighted(
             self._handle, *array_arguments(x), *array_arguments(y), *array_arguments(x_val), *array_arguments(y_val),
+            _pointer(sample_weight), _pointer(class_weight), 0 if class_weight is None else class_weight.size,
             epochs, batch_size, validation_split, 1 if shuffle else 0, seed, c_callback, None, ctypes.byref(history))
         if failure:
             raise failure[0]
         check(status)
         return json.loads(history.value.decode())
 
-    def evaluate(self, x, y, batch_size):
+    def evaluate(self, x, y, batch_size, sample_weight=None):
         logs = ctypes.c_char_p()
-        check(lib.lathe_sequential_evaluate(self._handle, *array_arguments(x), *array_arguments(y), batch_size,
-                                            ctypes.byref(logs)))
+        check(lib.lathe_sequential_evaluate_weighted(self._handle, *array_arguments(x), *array_arguments(y),
+                                                     _pointer(sample_weight), batch_size, ctypes.byref(logs)))
         return json.loads(logs.value.decode())
+
+    def save_checkpoint(self, path):
+        check(lib.lathe_sequential_save_checkpoint(self._handle, str(path).encode()))
+
+    def load_checkpoint(self, path):
+        """Restores a checkpoint; True when optimizer state was restored too."""
+        restored = ctypes.c_int()
+        check(lib.lathe_sequential_load_checkpoint(self._handle, str(path).encode(), ctypes.byref(restored)))
+        return bool(restored.value)
 
     def predict(self, x, batch_size, output_shape):
         out = np.empty((x.shape[0],) + tuple(output_shape), dtype=np.float32)

@@ -170,15 +170,20 @@ class LearningRateScheduler(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Saves the model as ONNX to `filepath` (may hold `{epoch}` and log keys) after each epoch, or only
-    when `monitor` improves with `save_best_only`."""
+    """Saves the model to `filepath` (may hold `{epoch}` and log keys) after each epoch, or only when `monitor`
+    improves with `save_best_only`: a training checkpoint (weights + optimizer state, to resume exactly; see
+    `Sequential.save_weights`) with `save_weights_only=True` or a path ending in `.ckpt`, else ONNX."""
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, mode="auto",
-                 save_weights_only=False):
+                 save_weights_only=False, save_freq="epoch", initial_value_threshold=None):
         super().__init__()
+        if save_freq != "epoch":
+            from ._engine import UnsupportedError
+            raise UnsupportedError("ModelCheckpoint: only save_freq='epoch' is supported")
         self.filepath, self.monitor, self.verbose, self.save_best_only = str(filepath), monitor, verbose, save_best_only
+        self.save_weights_only = save_weights_only
         self.mode = _monitor_mode(monitor, mode)
-        self.best = None
+        self.best = initial_value_threshold
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -187,7 +192,13 @@ class ModelCheckpoint(Callback):
             if value is None or (self.best is not None and not (value < self.best if self.mode == "min" else value > self.best)):
                 return
             self.best = value
-        self.model.save(self.filepath.format(epoch=epoch + 1, **logs))
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saving model to {path}")
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
 
 
 class TerminateOnNaN(Callback):

@@ -9,6 +9,7 @@ from ._engine import UnsupportedError
 _NAMES = {
     "mse": "MeanSquaredError", "mean_squared_error": "MeanSquaredError",
     "mae": "MeanAbsoluteError", "mean_absolute_error": "MeanAbsoluteError",
+    "huber": "Huber", "huber_loss": "Huber",
     "binary_crossentropy": "BinaryCrossentropy",
     "categorical_crossentropy": "CategoricalCrossentropy",
     "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
@@ -50,6 +51,19 @@ class MeanAbsoluteError(Loss):
         return json.dumps({"class_name": "MeanAbsoluteError", "config": {}})
 
 
+class Huber(Loss):
+    """Keras's Huber loss: `0.5·e²` where `|e| ≤ delta`, else `delta·|e| − 0.5·delta²` (mean over outputs)."""
+
+    def __init__(self, delta=1.0, name=None, reduction="sum_over_batch_size", **kwargs):
+        super().__init__(name=name, reduction=reduction, **kwargs)
+        self.delta = float(delta)
+        if not self.delta > 0:
+            raise LatheError(Status.INVALID_ARGUMENT, f"Huber: delta must be positive, got {delta}")
+
+    def to_json(self):
+        return json.dumps({"class_name": "Huber", "config": {"delta": self.delta}})
+
+
 class BinaryCrossentropy(Loss):
     """Binary cross-entropy, from probabilities or (from_logits=True) logits."""
 
@@ -80,5 +94,5 @@ def get(identifier):
                            "(custom loss functions cannot run inside Lathe's engine)")
 
 
-__all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "Loss", "MeanAbsoluteError", "MeanSquaredError",
+__all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "Huber", "Loss", "MeanAbsoluteError", "MeanSquaredError",
            "SparseCategoricalCrossentropy", "get"]

@@ -6,6 +6,7 @@
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x_train, y_train, epochs=10, batch_size=32, validation_data=(x_val, y_val))
     model.save("model.onnx")   # ONNX, runs in lathe.Model, onnxruntime, ...
+    model.save_weights("model.ckpt")   # checkpoint: weights + optimizer state, to resume exactly
 
 Inputs are float32 (converted), channels-last for images; targets are float32 values shaped like the
 output, or class indices `(N,)` for sparse categorical cross-entropy. The model is built (its native
@@ -45,7 +46,6 @@ class Sequential:
         self._metric_names = []
         self._engine = None
         self._summary = None
-        self._fits = 0
         for layer in layers or []:
             self.add(layer)
 
@@ -128,8 +128,12 @@ class Sequential:
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
         resolved = [metrics_module.get(m) for m in (metrics or [])]
-        self._metric_names = resolved
-        self._compiled = (self.optimizer.to_json(), self.loss.to_json(), [engine for engine, _ in resolved])
+        seen = {}
+        self._metric_names = []
+        for _, key, user in resolved:   # the engine numbers repeated keys: f1_score, f1_score_1, ...
+            count = seen[key] = seen.get(key, -1) + 1
+            self._metric_names.append((f"{key}_{count}" if count else key, user))
+        self._compiled = (self.optimizer.to_json(), self.loss.to_json(), [spec for spec, _, _ in resolved])
         if self._engine is not None:
             self._apply_compile()
         elif self._declared_input_shape() is not None:
@@ -175,10 +179,13 @@ class Sequential:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
-        """Trains for `epochs` epochs; returns a History whose `.history` maps each key to per-epoch values."""
+        """Trains for `epochs` epochs; returns a History whose `.history` maps each key to per-epoch values.
+
+        `class_weight` ({class: weight}) or `sample_weight` ((N,) array) multiply each sample's loss, as in Keras.
+        Epochs are counted over all fit calls (and kept by save_weights): with the model's seed, the epoch's
+        index fixes its shuffling and dropout, so fit(epochs=2) equals fit(epochs=1) twice, bit for bit."""
         self._require_compiled("fit")
-        for key, value in (("class_weight", class_weight), ("sample_weight", sample_weight),
-                           ("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):
+        for key, value in (("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):
             if value is not None:
                 raise metrics_module.UnsupportedError(f"fit: {key} is not supported yet")
         if validation_freq != 1:
@@ -187,6 +194,10 @@ class Sequential:
             raise LatheError(Status.INVALID_ARGUMENT, "fit needs targets y")
         x = self._inputs(x)
         y = self._targets(y)
+        if class_weight is not None and sample_weight is not None:
+            raise LatheError(Status.INVALID_ARGUMENT, "fit: give class_weight or sample_weight, not both (as Keras)")
+        weights = None if sample_weight is None else self._sample_weights(sample_weight, len(x))
+        class_weights = None if class_weight is None else _class_weight_array(class_weight)
         x_val = y_val = None
         if validation_data is not None:
             if len(validation_data) != 2:
@@ -218,9 +229,8 @@ class Sequential:
             started[0] = time.perf_counter()
             return False
 
-        self._fits += 1
         self._engine.fit(x, y, x_val, y_val, max(epochs - initial_epoch, 0), batch_size, float(validation_split),
-                         shuffle, (self.seed * 1_000_003 + self._fits) % (1 << 64), on_epoch_end)
+                         shuffle, self.seed % (1 << 64), on_epoch_end, weights, class_weights)
         chain.on_train_end()
         self.history = history
         return history
@@ -230,12 +240,21 @@ class Sequential:
         """The loss (and metrics: `[loss, metric, ...]`, or a dict with return_dict) over `x`, `y`."""
         self._require_compiled("evaluate")
         x = self._inputs(x)
-        logs = self._rename(self._engine.evaluate(x, self._targets(y), 32 if batch_size is None else int(batch_size)))
+        weights = None if sample_weight is None else self._sample_weights(sample_weight, len(x))
+        logs = self._rename(self._engine.evaluate(x, self._targets(y), 32 if batch_size is None else int(batch_size),
+                                                  weights))
         if return_dict:
             return logs
         if not self._metric_names:
             return logs["loss"]
         return [logs["loss"]] + [logs[user] for _, user in self._metric_names]
+
+    @staticmethod
+    def _sample_weights(sample_weight, samples):
+        weights = as_floats(sample_weight, "sample_weight").reshape(-1)
+        if weights.size != samples:
+            raise LatheError(Status.SHAPE_MISMATCH, f"sample_weight has {weights.size} entries but x has {samples} samples")
+        return weights
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The outputs for `x`, a float32 array `(N,) + output_shape`."""
@@ -274,13 +293,35 @@ class Sequential:
         return sum(int(np.prod(w["shape"])) for w in self._summary["weights"])
 
     def save(self, filepath, overwrite=True, **kwargs):
-        """Exports the trained model to ONNX (inference graph; Dropout removed) at `filepath`."""
+        """Exports the trained model to ONNX (inference graph; Dropout removed) at `filepath`, or, for a path
+        ending in `.ckpt`, writes a training checkpoint (as save_weights)."""
         filepath = str(filepath)
         if filepath.endswith((".keras", ".h5")):
             raise metrics_module.UnsupportedError(
-                f"save('{filepath}'): Lathe saves ONNX only; use a path ending in .onnx")
+                f"save('{filepath}'): Lathe saves ONNX (.onnx) or its own checkpoints (.ckpt, see save_weights)")
         self._require_built()
-        self._engine.save_onnx(filepath)
+        if filepath.endswith(".ckpt"):
+            self._engine.save_checkpoint(filepath)
+        else:
+            self._engine.save_onnx(filepath)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Writes a checkpoint: every weight, the optimizer's state (step count, learning rate, moments) and the
+        number of epochs trained, so that load_weights into the same architecture resumes training exactly.
+        The format is Lathe's (see include/lathe_train.h, lathe_sequential_save_checkpoint), whatever the name."""
+        self._require_built()
+        self._engine.save_checkpoint(str(filepath))
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Restores a checkpoint of save_weights. Compile first (with the same optimizer class) to restore the
+        optimizer state as well; otherwise only the weights and epoch count are restored, with a warning."""
+        if skip_mismatch:
+            raise metrics_module.UnsupportedError("load_weights: skip_mismatch is not supported")
+        self._require_built()
+        if not self._engine.load_checkpoint(str(filepath)) and self._compiled is None:
+            import warnings
+            warnings.warn("load_weights: the model is not compiled, so the optimizer state was not restored "
+                          "(compile first to resume training exactly)", stacklevel=2)
 
     def to_onnx(self):
         """The trained model as ONNX bytes (load with lathe.Model or onnxruntime)."""
@@ -295,6 +336,17 @@ class Sequential:
         lines += [f"output shape: {self.output_shape}", f"Total params: {self.count_params():,}"]
         for line in lines:
             print_fn(line)
+
+
+def _class_weight_array(class_weight):
+    """Keras's {class: weight} as a float32 array indexed by class (1 for classes not listed)."""
+    import numpy
+    if not isinstance(class_weight, dict) or not all(isinstance(k, (int, numpy.integer)) and k >= 0 for k in class_weight):
+        raise LatheError(Status.INVALID_ARGUMENT, f"class_weight must map class indices (ints >= 0) to weights, got {class_weight!r}")
+    array = numpy.ones(max(class_weight, default=-1) + 1, dtype=numpy.float32)
+    for k, v in class_weight.items():
+        array[int(k)] = float(v)
+    return array
 
 
 class _Progress:

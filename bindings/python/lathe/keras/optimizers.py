@@ -1,6 +1,10 @@
-"""Keras optimizers (`lathe.keras.optimizers`): SGD, Adam, AdamW, RMSprop with Keras's defaults."""
+"""Keras optimizers (`lathe.keras.optimizers`): SGD, Adam, AdamW, RMSprop with Keras's defaults, learning-rate
+schedules (`lathe.keras.optimizers.schedules`) and gradient clipping (`clipnorm`, `clipvalue`, `global_clipnorm`)."""
 
 import json
+import sys
+
+from . import _schedules as schedules
 
 from .._errors import LatheError, Status
 from ._engine import UnsupportedError
@@ -11,16 +15,21 @@ class Optimizer:
 
     def __init__(self, learning_rate, global_clipnorm=None, clipnorm=None, clipvalue=None, weight_decay=None,
                  use_ema=False, name=None, **kwargs):
-        if callable(learning_rate) or not isinstance(learning_rate, (int, float)):
-            raise UnsupportedError(f"{type(self).__name__}: learning-rate schedules are not supported; pass a number "
-                                   "(use callbacks.ReduceLROnPlateau or LearningRateScheduler to change it)")
-        for key, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue)):
-            if value is not None:
-                raise UnsupportedError(f"{type(self).__name__}: {key} is not supported (global_clipnorm is)")
+        if isinstance(learning_rate, dict):
+            learning_rate = getattr(schedules, str(learning_rate.get("class_name")), lambda **_: None)(
+                **learning_rate.get("config", {})) or learning_rate
+        if not isinstance(learning_rate, (int, float, schedules.LearningRateSchedule)):
+            raise UnsupportedError(f"{type(self).__name__}: learning_rate must be a number or a "
+                                   f"lathe.keras.optimizers.schedules schedule, got {learning_rate!r}")
+        if sum(value is not None for value in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise LatheError(Status.INVALID_ARGUMENT, f"{type(self).__name__}: only one of clipnorm, clipvalue and "
+                                                      "global_clipnorm can be set")
         if kwargs:
             raise UnsupportedError(f"{type(self).__name__}: unsupported arguments {sorted(kwargs)}")
-        self._learning_rate = float(learning_rate)
+        self.schedule = learning_rate if isinstance(learning_rate, schedules.LearningRateSchedule) else None
+        self._learning_rate = self.schedule(0) if self.schedule else float(learning_rate)
         self._engine = None
+        self.clipnorm, self.clipvalue = clipnorm, clipvalue
         self.global_clipnorm = global_clipnorm
         self.weight_decay = weight_decay
         self.use_ema = use_ema
@@ -28,19 +37,24 @@ class Optimizer:
 
     @property
     def learning_rate(self):
-        """The step size; while a compiled model uses this optimizer, read from and written to Lathe."""
+        """The step size of the next step (a schedule's at the current step); while a compiled model uses this
+        optimizer, read from and written to Lathe. A scheduled rate cannot be set."""
         return self._engine.learning_rate if self._engine is not None else self._learning_rate
 
     @learning_rate.setter
     def learning_rate(self, value):
+        if self.schedule is not None:
+            raise LatheError(Status.INVALID_STATE, f"{type(self).__name__} follows a learning-rate schedule; "
+                                                   "its learning rate cannot be set")
         self._learning_rate = float(value)
         if self._engine is not None:
             self._engine.learning_rate = self._learning_rate
 
     def get_config(self):
         """Keras's config keys, as include/lathe_train.h reads them."""
-        config = {"learning_rate": self.learning_rate, "global_clipnorm": self.global_clipnorm,
-                  "weight_decay": self.weight_decay, "use_ema": self.use_ema}
+        rate = self.schedule.spec() if self.schedule else self.learning_rate
+        config = {"learning_rate": rate, "global_clipnorm": self.global_clipnorm, "clipnorm": self.clipnorm,
+                  "clipvalue": self.clipvalue, "weight_decay": self.weight_decay, "use_ema": self.use_ema}
         config.update(self._config())
         return config
 
@@ -113,4 +127,7 @@ def get(identifier):
     raise LatheError(Status.INVALID_ARGUMENT, f"cannot use {identifier!r} as an optimizer")
 
 
-__all__ = ["Adam", "AdamW", "Optimizer", "RMSprop", "SGD", "get"]
+# `from lathe.keras.optimizers.schedules import ExponentialDecay` works as in Keras.
+sys.modules[__name__ + ".schedules"] = schedules
+
+__all__ = ["Adam", "AdamW", "Optimizer", "RMSprop", "SGD", "get", "schedules"]
