@@ -217,7 +217,8 @@ public struct Conv2D: Layer {
 /// ConvTranspose, run channels-first inside). Kernel stored as ONNX `[C, filters, kh, kw]` (Keras:
 /// `[kh, kw, filters, C]`). Output sizes are Keras's: with `outputPadding` nil, "valid" gives
 /// `H·s + max(k − s, 0)` and "same" `H·s`; with it, `(H − 1)·s + k − 2·pad + outputPadding` where `pad` is
-/// 0 ("valid") or `k / 2` ("same"), `k` being the dilated kernel size.
+/// 0 ("valid") or `k / 2` ("same"), `k` being the dilated kernel size. Placement is TensorFlow's (Keras's
+/// backend): "same" crops the full output's surplus evenly with the odd position after.
 public struct Conv2DTranspose: Layer {
     public let filters: Int
     public let kernelSize: (Int, Int)
@@ -243,25 +244,27 @@ public struct Conv2DTranspose: Layer {
         self.inputShape = inputShape
     }
 
-    /// ONNX pads (begin, end), output_padding and the output size along one axis, by Keras's rule.
+    /// ONNX pads (begin, end), output_padding and the output size along one axis, by Keras's rule (the
+    /// size) and TensorFlow's (the placement: "same" crops the surplus of the full output with the odd
+    /// position after, "valid" crops or extends at the end).
     static func axis(input: Int, kernel: Int, stride: Int, dilation: Int, padding: String,
                      outputPadding: Int?) throws -> (begin: Int, end: Int, extra: Int, output: Int) {
         let k = (kernel - 1) * dilation + 1
         let full = (input - 1) * stride + k
+        let output: Int
         if let outputPadding {
             guard outputPadding >= 0, outputPadding < stride else {
                 throw LatheError.invalid("Conv2DTranspose: output_padding \(outputPadding) must be in [0, stride \(stride))")
             }
-            let pad = padding == "same" ? k / 2 : 0
-            let output = full - 2 * pad + outputPadding
+            output = full - 2 * (padding == "same" ? k / 2 : 0) + outputPadding
             guard output > 0 else { throw LatheError.shape("Conv2DTranspose: output size \(output) is not positive") }
-            return (pad, pad, outputPadding, output)
+        } else {
+            output = padding == "same" ? input * stride : input * stride + max(k - stride, 0)
         }
-        let output = padding == "same" ? input * stride : input * stride + max(k - stride, 0)
-        // Crop the surplus of the full output (TensorFlow's SAME: the odd position goes after), or pad the end.
         let total = full - output
-        if total >= 0 { return (total / 2, total - total / 2, 0, output) }
-        return (0, 0, -total, output)
+        if total < 0 { return (0, 0, -total, output) }
+        let begin = padding == "same" ? total / 2 : 0
+        return (begin, total - begin, 0, output)
     }
 
     public func build(_ b: inout GraphBuilder, _ input: LayerValue) throws -> LayerValue {

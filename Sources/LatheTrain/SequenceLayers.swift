@@ -60,8 +60,9 @@ struct RecurrentLayerBuilder {
     let initialBias: (UnsafeMutablePointer<Float>) -> Void
 
     func build(_ b: inout GraphBuilder, _ input: LayerValue, kernel: Initializer, recurrent: Initializer) throws -> LayerValue {
-        guard units > 0 else { throw LatheError.invalid("\(opType): units must be positive, got \(units)") }
-        let x = try b.sequence(input, for: opType)
+        let layer = opType == "RNN" ? "SimpleRNN" : opType
+        guard units > 0 else { throw LatheError.invalid("\(layer): units must be positive, got \(units)") }
+        let x = try b.sequence(input, for: layer)
         let (steps, features) = (x.shape[0], x.shape[1])
         let name = b.uniqueName(base)
         let w = b.weight("\(name)/kernel", try kernel.make([1, gates * units, features], fanIn: features,
