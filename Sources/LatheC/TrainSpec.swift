@@ -13,7 +13,7 @@ struct ModelSpec {
     /// The Keras layer classes the training engine builds.
     static let supportedLayers = ["InputLayer", "Dense", "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling2D",
                                   "GlobalAveragePooling2D", "Conv2DTranspose", "Flatten", "Reshape", "Dropout", "Activation",
-                                  "BatchNormalization", "LSTM", "GRU", "SimpleRNN"]
+                                  "BatchNormalization", "LSTM", "GRU", "SimpleRNN", "ONNXModel"]
 
     /// Reads a spec: `{"layers": [...]}` or Keras's `{"class_name": "Sequential", "config": {"layers": [...]}}`.
     init(json text: String) throws {
@@ -120,6 +120,18 @@ struct ModelSpec {
                     try config.requireDefault("reset_after", .bool(true))
                     layer = GRU(units, returnSequences: returnSequences)
                 }
+            case "ONNXModel":
+                guard case .string(let path)? = config.take("path") else { throw config.fail("path", "is required (an ONNX file)") }
+                var cut: String?
+                if let value = config.take("cut_at") {
+                    guard case .string(let name) = value else { throw config.fail("cut_at", "must be a tensor name, got \(value.text)") }
+                    cut = name
+                }
+                let imported = try ImportedModel(contentsOf: path, cutAt: cut,
+                                                 trainable: try config.bool("trainable", false),
+                                                 freeze: try config.strings("freeze"), unfreeze: try config.strings("unfreeze"))
+                if inputShape == nil { inputShape = imported.inputShape }
+                layer = imported
             case "SimpleRNN":
                 let units = try config.int("units")
                 let returnSequences = try config.bool("return_sequences", false)
@@ -196,6 +208,17 @@ struct ConfigReader {
         guard let value = take(key) else { return fallback }
         guard case .string(let s) = value else { throw fail(key, "must be a string, got \(value.text)") }
         return s
+    }
+
+    /// A list of strings at `key` (empty when absent or null).
+    mutating func strings(_ key: String) throws -> [String] {
+        guard let value = take(key) else { return [] }
+        guard case .array(let items) = value,
+              case let names = items.compactMap({ item -> String? in if case .string(let s) = item { s } else { nil } }),
+              names.count == items.count else {
+            throw fail(key, "must be a list of names, got \(value.text)")
+        }
+        return names
     }
 
     /// An int or a list of two ints (Keras's `kernel_size=3` or `(3, 3)`).
