@@ -30,7 +30,15 @@
  *   InputLayer(batch_shape | batch_input_shape | shape), Dense(units, activation, use_bias,
  *   kernel_initializer), Conv2D(filters, kernel_size, strides, padding, activation, use_bias = true,
  *   kernel_initializer), MaxPooling2D and AveragePooling2D(pool_size, strides, padding),
- *   GlobalAveragePooling2D, Flatten, Dropout(rate), Activation(activation); any layer may carry
+ *   GlobalAveragePooling2D, Flatten, Dropout(rate), Activation(activation),
+ *   Conv2DTranspose(filters, kernel_size, strides, padding, output_padding, dilation_rate, activation;
+ *   Keras's output sizes), SimpleRNN(units, activation = tanh | relu | sigmoid | linear,
+ *   return_sequences), and ONNXModel(path, cut_at, trainable = false, freeze, unfreeze): an ONNX file
+ *   as the first layer, for fine-tuning — its input is fed as the file declares it (e.g. [N, 1, 28, 28]);
+ *   `cut_at` names the tensor where the imported graph ends; its float weights (of Conv, ConvTranspose,
+ *   Gemm, MatMul, Add, BatchNormalization, LSTM/GRU/RNN) are trained when `trainable`, except those of the
+ *   node or initializer names in `freeze`, plus those named in `unfreeze`; frozen weights are not in
+ *   get_weights and stay bit-identical. Any layer may carry
  *   `input_shape` or `batch_input_shape`. Keras bookkeeping keys (name, trainable, dtype, ...) and
  *   keys whose value is null or Keras's default are accepted; any other key is an error naming the
  *   layer and the key. Activations: linear, relu, sigmoid, tanh, softmax, leaky_relu.

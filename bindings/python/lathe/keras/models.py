@@ -313,3 +313,8 @@ class _Progress:
 
 
 __all__ = ["Sequential"]
+
+# Fine-tuning imported ONNX networks: `load_onnx` lives in lathe.keras.onnx_models.
+from .onnx_models import load_onnx  # noqa: E402
+
+__all__.append("load_onnx")
