@@ -177,6 +177,43 @@ lathe_status lathe_sequential_save_onnx(lathe_sequential *model, const char *pat
  */
 lathe_status lathe_sequential_export_onnx(lathe_sequential *model, void **out_data, size_t *out_size);
 
+/**
+ * One optimizer step on one batch, in training mode (Keras's train_on_batch); needs compile first.
+ * Buffers as lathe_sequential_fit's (copied; borrowed for the call only).
+ * @param out_logs_json receives (may be NULL) {"loss": ..., "<metric>": ...} for the batch, computed before
+ *                      the step; owned by the model, valid until the next train_on_batch or free.
+ * @return shape errors as fit's; LATHE_ERROR_INVALID_ARGUMENT for a non-finite input, loss or gradient
+ *         (the weights are then unchanged).
+ */
+lathe_status lathe_sequential_train_on_batch(lathe_sequential *model,
+                                             const float *x, const int64_t *x_shape, size_t x_rank,
+                                             const float *y, const int64_t *y_shape, size_t y_rank,
+                                             const char **out_logs_json);
+
+/**
+ * The gradient of the compiled loss (the batch mean) with targets y with respect to the input x, computed
+ * in inference mode; nothing in the model changes. Chained with lathe_sequential_train_on_output_gradient
+ * of another model, it trains that model through this one (a GAN's generator through its discriminator).
+ * @param out        receives dLoss/dx, as many floats as x holds.
+ * @param out_count  the number of floats at `out`; LATHE_ERROR_SHAPE_MISMATCH unless it equals x's size.
+ */
+lathe_status lathe_sequential_input_gradient(lathe_sequential *model,
+                                             const float *x, const int64_t *x_shape, size_t x_rank,
+                                             const float *y, const int64_t *y_shape, size_t y_rank,
+                                             float *out, size_t out_count);
+
+/**
+ * One optimizer step in training mode where dLoss/d(output) for x is given instead of computed from the
+ * compiled loss (which is not used); needs compile first (for the optimizer).
+ * @param output_gradient  `gradient_count` floats shaped like the model's output for x, row-major;
+ *                         borrowed for the call only.
+ * @return LATHE_ERROR_SHAPE_MISMATCH when gradient_count is not N times the output size;
+ *         LATHE_ERROR_INVALID_ARGUMENT for non-finite values (the weights are then unchanged).
+ */
+lathe_status lathe_sequential_train_on_output_gradient(lathe_sequential *model,
+                                                       const float *x, const int64_t *x_shape, size_t x_rank,
+                                                       const float *output_gradient, size_t gradient_count);
+
 /** Frees a buffer Lathe handed to the caller (lathe_sequential_export_onnx). NULL is a no-op. */
 void lathe_buffer_free(void *data);
 
