@@ -17,7 +17,7 @@ public final class GradientEngine {
         /// Whether some input needs a gradient, so the backward pass must visit this node.
         let needsBackward: Bool
         /// Whether a training pass runs this node as at inference: a BatchNormalization whose scale and
-        /// bias are both frozen (as Keras runs a frozen layer), keeping its moving statistics.
+        /// bias are both initializers and frozen (as Keras runs a frozen layer), keeping its moving statistics.
         let frozenStatistics: Bool
     }
 
@@ -92,8 +92,8 @@ public final class GradientEngine {
                 throw LatheError(.unsupportedOp, "op '\(node.opType)' at node '\(node.name)' has no gradient registered, but a trainable value flows through it")
             }
             if needsBackward { for o in outputs { if let o { requires[o] = true } } }
-            let frozenStatistics = node.opType == "BatchNormalization" && node.domain == ""
-                && [1, 2].allSatisfy { $0 >= inputs.count || !(inputs[$0].map { requires[$0] } ?? false) }
+            let frozenStatistics = node.opType == "BatchNormalization" && node.domain == "" && node.inputs.count >= 3
+                && [1, 2].allSatisfy { graph.initializers[node.inputs[$0]] != nil && !requires[inputs[$0]!] }
             steps.append(Step(node: node, kernel: try entry.makeKernel(context), gradient: gradient,
                               inputs: inputs, outputs: outputs, needsBackward: needsBackward,
                               frozenStatistics: frozenStatistics))
