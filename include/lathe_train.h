@@ -30,10 +30,18 @@
  *   InputLayer(batch_shape | batch_input_shape | shape), Dense(units, activation, use_bias,
  *   kernel_initializer), Conv2D(filters, kernel_size, strides, padding, activation, use_bias = true,
  *   kernel_initializer), MaxPooling2D and AveragePooling2D(pool_size, strides, padding),
- *   GlobalAveragePooling2D, Flatten, Dropout(rate), Activation(activation); any layer may carry
- *   `input_shape` or `batch_input_shape`. Layers with a kernel (Dense, Conv1D, Conv2D, LSTM, GRU) take
- *   `kernel_regularizer`: "l2" (factor 0.01) or {"class_name": "L2", "config": {"l2": x}}; the penalty
- *   `x * sum(kernel^2)` joins the loss (and the reported loss, as in Keras). Keras bookkeeping keys (name, trainable, dtype, ...) and
+ *   GlobalAveragePooling2D, Flatten, Dropout(rate), Activation(activation),
+ *   Conv2DTranspose(filters, kernel_size, strides, padding, output_padding, dilation_rate, activation;
+ *   Keras's output sizes), SimpleRNN(units, activation = tanh | relu | sigmoid | linear,
+ *   return_sequences), and ONNXModel(path, cut_at, trainable = false, freeze, unfreeze): an ONNX file
+ *   as the first layer, for fine-tuning — its input is fed as the file declares it (e.g. [N, 1, 28, 28]);
+ *   `cut_at` names the tensor where the imported graph ends; its float weights (of Conv, ConvTranspose,
+ *   Gemm, MatMul, Add, BatchNormalization, LSTM/GRU/RNN) are trained when `trainable`, except those of the
+ *   node or initializer names in `freeze`, plus those named in `unfreeze`; frozen weights are not in
+ *   get_weights and stay bit-identical. Any layer may carry `input_shape` or `batch_input_shape`.
+ *   Layers with a kernel (Dense, Conv1D, Conv2D, LSTM, GRU) take `kernel_regularizer`: "l2" (factor
+ *   0.01) or {"class_name": "L2", "config": {"l2": x}}; the penalty `x * sum(kernel^2)` joins the loss
+ *   (and the reported loss, as in Keras). Keras bookkeeping keys (name, trainable, dtype, ...) and
  *   keys whose value is null or Keras's default are accepted; any other key is an error naming the
  *   layer and the key. Activations: linear, relu, sigmoid, tanh, softmax, leaky_relu.
  *   Initializers: glorot_uniform, he_normal, he_uniform, zeros.
@@ -248,6 +256,43 @@ lathe_status lathe_sequential_load_checkpoint(lathe_sequential *model, const cha
  * @param out_model receives a new model; free it with lathe_sequential_free.
  */
 lathe_status lathe_sequential_load(const char *path, lathe_sequential **out_model);
+
+/**
+ * One optimizer step on one batch, in training mode (Keras's train_on_batch); needs compile first.
+ * Buffers as lathe_sequential_fit's (copied; borrowed for the call only).
+ * @param out_logs_json receives (may be NULL) {"loss": ..., "<metric>": ...} for the batch, computed before
+ *                      the step; owned by the model, valid until the next train_on_batch or free.
+ * @return shape errors as fit's; LATHE_ERROR_INVALID_ARGUMENT for a non-finite input, loss or gradient
+ *         (the weights are then unchanged).
+ */
+lathe_status lathe_sequential_train_on_batch(lathe_sequential *model,
+                                             const float *x, const int64_t *x_shape, size_t x_rank,
+                                             const float *y, const int64_t *y_shape, size_t y_rank,
+                                             const char **out_logs_json);
+
+/**
+ * The gradient of the compiled loss (the batch mean) with targets y with respect to the input x, computed
+ * in inference mode; nothing in the model changes. Chained with lathe_sequential_train_on_output_gradient
+ * of another model, it trains that model through this one (a GAN's generator through its discriminator).
+ * @param out        receives dLoss/dx, as many floats as x holds.
+ * @param out_count  the number of floats at `out`; LATHE_ERROR_SHAPE_MISMATCH unless it equals x's size.
+ */
+lathe_status lathe_sequential_input_gradient(lathe_sequential *model,
+                                             const float *x, const int64_t *x_shape, size_t x_rank,
+                                             const float *y, const int64_t *y_shape, size_t y_rank,
+                                             float *out, size_t out_count);
+
+/**
+ * One optimizer step in training mode where dLoss/d(output) for x is given instead of computed from the
+ * compiled loss (which is not used); needs compile first (for the optimizer).
+ * @param output_gradient  `gradient_count` floats shaped like the model's output for x, row-major;
+ *                         borrowed for the call only.
+ * @return LATHE_ERROR_SHAPE_MISMATCH when gradient_count is not N times the output size;
+ *         LATHE_ERROR_INVALID_ARGUMENT for non-finite values (the weights are then unchanged).
+ */
+lathe_status lathe_sequential_train_on_output_gradient(lathe_sequential *model,
+                                                       const float *x, const int64_t *x_shape, size_t x_rank,
+                                                       const float *output_gradient, size_t gradient_count);
 
 /** Frees a buffer Lathe handed to the caller (lathe_sequential_export_onnx). NULL is a no-op. */
 void lathe_buffer_free(void *data);

@@ -12,8 +12,8 @@ struct ModelSpec {
 
     /// The Keras layer classes the training engine builds.
     static let supportedLayers = ["InputLayer", "Dense", "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling2D",
-                                  "GlobalAveragePooling2D", "Flatten", "Reshape", "Dropout", "Activation",
-                                  "BatchNormalization", "LSTM", "GRU"]
+                                  "GlobalAveragePooling2D", "Conv2DTranspose", "Flatten", "Reshape", "Dropout", "Activation",
+                                  "BatchNormalization", "LSTM", "GRU", "SimpleRNN", "ONNXModel"]
 
     /// Reads a spec: `{"layers": [...]}` or Keras's `{"class_name": "Sequential", "config": {"layers": [...]}}`.
     init(json text: String) throws {
@@ -54,6 +54,15 @@ struct ModelSpec {
                 try config.requireDefault("use_bias", .bool(true))
                 try config.requireDefault("dilation_rate", .number(1), .array([.number(1), .number(1)]))
                 try config.requireDefault("groups", .number(1))
+                try config.requireChannelsLast()
+                try config.requireZerosBias()
+            case "Conv2DTranspose":
+                layer = Conv2DTranspose(try config.int("filters"), kernelSize: try config.pair("kernel_size"),
+                                        strides: try config.pair("strides", (1, 1)), padding: try config.padding(),
+                                        outputPadding: try config.optionalPair("output_padding", allowZero: true),
+                                        dilationRate: try config.pair("dilation_rate", (1, 1)),
+                                        activation: try config.activation(), kernelInitializer: try config.initializer(.glorotUniform))
+                try config.requireDefault("use_bias", .bool(true))
                 try config.requireChannelsLast()
                 try config.requireZerosBias()
             case "MaxPooling2D", "AveragePooling2D":
@@ -111,6 +120,24 @@ struct ModelSpec {
                     try config.requireDefault("reset_after", .bool(true))
                     layer = GRU(units, returnSequences: returnSequences)
                 }
+            case "ONNXModel":
+                guard case .string(let path)? = config.take("path") else { throw config.fail("path", "is required (an ONNX file)") }
+                var cut: String?
+                if let value = config.take("cut_at") {
+                    guard case .string(let name) = value else { throw config.fail("cut_at", "must be a tensor name, got \(value.text)") }
+                    cut = name
+                }
+                let imported = try ImportedModel(contentsOf: path, cutAt: cut,
+                                                 trainable: try config.bool("trainable", false),
+                                                 freeze: try config.strings("freeze"), unfreeze: try config.strings("unfreeze"))
+                if inputShape == nil { inputShape = imported.inputShape }
+                layer = imported
+            case "SimpleRNN":
+                let units = try config.int("units")
+                let returnSequences = try config.bool("return_sequences", false)
+                let activation = try config.activation(fallback: .tanh)
+                try config.requireRecurrentDefaults(simple: true)
+                layer = SimpleRNN(units, activation: activation, returnSequences: returnSequences)
             default:
                 throw LatheError(.unsupportedOp, "layer \(index) (\(className)): '\(className)' is not supported by Lathe's training engine (supported: \(ModelSpec.supportedLayers.joined(separator: ", ")))")
             }
@@ -184,6 +211,17 @@ struct ConfigReader {
         return s
     }
 
+    /// A list of strings at `key` (empty when absent or null).
+    mutating func strings(_ key: String) throws -> [String] {
+        guard let value = take(key) else { return [] }
+        guard case .array(let items) = value,
+              case let names = items.compactMap({ item -> String? in if case .string(let s) = item { s } else { nil } }),
+              names.count == items.count else {
+            throw fail(key, "must be a list of names, got \(value.text)")
+        }
+        return names
+    }
+
     /// An int or a list of two ints (Keras's `kernel_size=3` or `(3, 3)`).
     mutating func pair(_ key: String, _ fallback: (Int, Int)? = nil) throws -> (Int, Int) {
         guard let value = try optionalPair(key) else {
@@ -193,7 +231,8 @@ struct ConfigReader {
         return value
     }
 
-    mutating func optionalPair(_ key: String) throws -> (Int, Int)? {
+    /// As `pair`, or nil when absent or null; `allowZero` admits 0 (Keras's `output_padding`).
+    mutating func optionalPair(_ key: String, allowZero: Bool = false) throws -> (Int, Int)? {
         guard let value = take(key) else { return nil }
         let numbers: [Double]
         switch value {
@@ -201,8 +240,8 @@ struct ConfigReader {
         case .array(let items): numbers = items.compactMap { if case .number(let d) = $0 { d } else { nil } }
         default: numbers = []
         }
-        guard numbers.count == 2, numbers.allSatisfy({ $0 == $0.rounded() && $0 > 0 && $0 < 1e9 }) else {
-            throw fail(key, "must be a positive whole number or a list of two, got \(value.text)")
+        guard numbers.count == 2, numbers.allSatisfy({ $0 == $0.rounded() && ($0 > 0 || allowZero && $0 == 0) && $0 < 1e9 }) else {
+            throw fail(key, "must be a \(allowZero ? "non-negative" : "positive") whole number or a list of two, got \(value.text)")
         }
         return (Int(numbers[0]), Int(numbers[1]))
     }
@@ -213,10 +252,10 @@ struct ConfigReader {
         return padding
     }
 
-    mutating func activation(required: Bool = false) throws -> ActivationFunction {
+    mutating func activation(required: Bool = false, fallback: ActivationFunction = .linear) throws -> ActivationFunction {
         guard let value = take("activation") else {
             if required { throw fail("activation", "is required") }
-            return .linear
+            return fallback
         }
         guard case .string(let name) = value else { throw fail("activation", "must be a name, got \(value.text)") }
         guard let activation = ActivationFunction(kerasName: name) else {
@@ -293,10 +332,13 @@ struct ConfigReader {
         }
     }
 
-    /// The options of Keras's LSTM/GRU that Lathe's recurrent layers implement only at their defaults.
-    mutating func requireRecurrentDefaults() throws {
-        try requireDefault("activation", .string("tanh"))
-        try requireDefault("recurrent_activation", .string("sigmoid"))
+    /// The options of Keras's LSTM/GRU (or SimpleRNN, which has no recurrent activation and reads its
+    /// activation itself) that Lathe's recurrent layers implement only at their defaults.
+    mutating func requireRecurrentDefaults(simple: Bool = false) throws {
+        if !simple {
+            try requireDefault("activation", .string("tanh"))
+            try requireDefault("recurrent_activation", .string("sigmoid"))
+        }
         try requireDefault("use_bias", .bool(true))
         for key in ["dropout", "recurrent_dropout"] { try requireDefault(key, .number(0)) }
         for key in ["return_state", "go_backwards", "stateful", "unroll"] { try requireDefault(key, .bool(false)) }

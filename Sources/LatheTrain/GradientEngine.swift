@@ -16,6 +16,9 @@ public final class GradientEngine {
         let outputs: [Int?]
         /// Whether some input needs a gradient, so the backward pass must visit this node.
         let needsBackward: Bool
+        /// Whether a training pass runs this node as at inference: a BatchNormalization whose scale and
+        /// bias are both initializers and frozen (as Keras runs a frozen layer), keeping its moving statistics.
+        let frozenStatistics: Bool
     }
 
     /// Buffers and folded constants for one input-shape signature.
@@ -89,8 +92,11 @@ public final class GradientEngine {
                 throw LatheError(.unsupportedOp, "op '\(node.opType)' at node '\(node.name)' has no gradient registered, but a trainable value flows through it")
             }
             if needsBackward { for o in outputs { if let o { requires[o] = true } } }
+            let frozenStatistics = node.opType == "BatchNormalization" && node.domain == "" && node.inputs.count >= 3
+                && [1, 2].allSatisfy { graph.initializers[node.inputs[$0]] != nil && !requires[inputs[$0]!] }
             steps.append(Step(node: node, kernel: try entry.makeKernel(context), gradient: gradient,
-                              inputs: inputs, outputs: outputs, needsBackward: needsBackward))
+                              inputs: inputs, outputs: outputs, needsBackward: needsBackward,
+                              frozenStatistics: frozenStatistics))
         }
         for output in graph.outputs where ids[output.name] == nil {
             throw LatheError(.parseError, "graph output '\(output.name)' is never produced")
@@ -140,7 +146,7 @@ public final class GradientEngine {
             let ins = step.inputs.map { $0.flatMap { values[$0] } }
             let outs = step.outputs.map { $0.flatMap { values[$0] } }
             do {
-                if training, let gradient = step.gradient,
+                if training, !step.frozenStatistics, let gradient = step.gradient,
                    let keep = try gradient.trainingForward(ins, outs, seed: mix(seed, UInt64(index))) {
                     saved[index] = keep
                 } else {

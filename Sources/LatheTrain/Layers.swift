@@ -215,6 +215,87 @@ public struct Conv2D: Layer {
     }
 }
 
+/// Transposed 2-D convolution over channels-last images `[N, H, W, C]` → `[N, H', W', filters]` (ONNX
+/// ConvTranspose, run channels-first inside). Kernel stored as ONNX `[C, filters, kh, kw]` (Keras:
+/// `[kh, kw, filters, C]`). Output sizes are Keras's: with `outputPadding` nil, "valid" gives
+/// `H·s + max(k − s, 0)` and "same" `H·s`; with it, `(H − 1)·s + k − 2·pad + outputPadding` where `pad` is
+/// 0 ("valid") or `k / 2` ("same"), `k` being the dilated kernel size. Placement is TensorFlow's (Keras's
+/// backend): "same" crops the full output's surplus evenly with the odd position after.
+public struct Conv2DTranspose: Layer {
+    public let filters: Int
+    public let kernelSize: (Int, Int)
+    public let strides: (Int, Int)
+    public let padding: String
+    public let outputPadding: (Int, Int)?
+    public let dilationRate: (Int, Int)
+    public let activation: ActivationFunction
+    public let kernelInitializer: Initializer
+    public let inputShape: [Int]?
+
+    public init(_ filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1), padding: String = "valid",
+                outputPadding: (Int, Int)? = nil, dilationRate: (Int, Int) = (1, 1), activation: ActivationFunction = .linear,
+                kernelInitializer: Initializer = .glorotUniform, inputShape: [Int]? = nil) {
+        self.filters = filters
+        self.kernelSize = kernelSize
+        self.strides = strides
+        self.padding = padding
+        self.outputPadding = outputPadding
+        self.dilationRate = dilationRate
+        self.activation = activation
+        self.kernelInitializer = kernelInitializer
+        self.inputShape = inputShape
+    }
+
+    /// ONNX pads (begin, end), output_padding and the output size along one axis, by Keras's rule (the
+    /// size) and TensorFlow's (the placement: "same" crops the surplus of the full output with the odd
+    /// position after, "valid" crops or extends at the end).
+    static func axis(input: Int, kernel: Int, stride: Int, dilation: Int, padding: String,
+                     outputPadding: Int?) throws -> (begin: Int, end: Int, extra: Int, output: Int) {
+        let k = (kernel - 1) * dilation + 1
+        let full = (input - 1) * stride + k
+        let output: Int
+        if let outputPadding {
+            guard outputPadding >= 0, outputPadding < stride else {
+                throw LatheError.invalid("Conv2DTranspose: output_padding \(outputPadding) must be in [0, stride \(stride))")
+            }
+            output = full - 2 * (padding == "same" ? k / 2 : 0) + outputPadding
+            guard output > 0 else { throw LatheError.shape("Conv2DTranspose: output size \(output) is not positive") }
+        } else {
+            output = padding == "same" ? input * stride : input * stride + max(k - stride, 0)
+        }
+        let total = full - output
+        if total < 0 { return (0, 0, -total, output) }
+        let begin = padding == "same" ? total / 2 : 0
+        return (begin, total - begin, 0, output)
+    }
+
+    public func build(_ b: inout GraphBuilder, _ input: LayerValue) throws -> LayerValue {
+        guard filters > 0, kernelSize.0 > 0, kernelSize.1 > 0, strides.0 > 0, strides.1 > 0, dilationRate.0 > 0, dilationRate.1 > 0 else {
+            throw LatheError.invalid("Conv2DTranspose: filters, kernel size, strides and dilation rate must be positive")
+        }
+        guard padding == "valid" || padding == "same" else {
+            throw LatheError.invalid("Conv2DTranspose: padding must be \"valid\" or \"same\", got \"\(padding)\"")
+        }
+        let x = try b.channelsFirst(input, for: "Conv2DTranspose")
+        let rows = try Self.axis(input: x.shape[1], kernel: kernelSize.0, stride: strides.0, dilation: dilationRate.0,
+                                 padding: padding, outputPadding: outputPadding?.0)
+        let cols = try Self.axis(input: x.shape[2], kernel: kernelSize.1, stride: strides.1, dilation: dilationRate.1,
+                                 padding: padding, outputPadding: outputPadding?.1)
+        let name = b.uniqueName("conv2d_transpose")
+        let (kh, kw) = kernelSize, c = x.shape[0]
+        let kernel = b.weight("\(name)/kernel", try kernelInitializer.make([c, filters, kh, kw], fanIn: filters * kh * kw,
+                                                                         fanOut: c * kh * kw, &b.rng))
+        let bias = b.weight("\(name)/bias", try Tensor(.float32, shape: [filters]))
+        let y = b.add("ConvTranspose", name, inputs: [x.name, kernel, bias],
+                      attributes: ["kernel_shape": .ints([kh, kw]), "strides": .ints([strides.0, strides.1]),
+                                   "dilations": .ints([dilationRate.0, dilationRate.1]),
+                                   "pads": .ints([rows.begin, cols.begin, rows.end, cols.end]),
+                                   "output_padding": .ints([rows.extra, cols.extra])])
+        return b.activate(LayerValue(name: y, shape: [filters, rows.output, cols.output], channelsFirst: true), activation,
+                          "\(name)/activation")
+    }
+}
+
 /// ONNX pads `[top, left, bottom, right]` and the output size for Keras's "valid" or "same" padding.
 func windowPads(_ h: Int, _ w: Int, _ kernel: (Int, Int), _ strides: (Int, Int), _ padding: String,
                 _ layer: String) throws -> ([Int], Int, Int) {

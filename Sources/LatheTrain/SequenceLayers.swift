@@ -52,7 +52,7 @@ extension GraphBuilder {
     }
 }
 
-/// The Keras recurrent layers LSTM and GRU over `[N, T, F]`.
+/// The Keras recurrent layers LSTM, GRU and SimpleRNN over `[N, T, F]`.
 struct RecurrentLayerBuilder {
     let opType: String, base: String, units: Int, gates: Int, returnSequences: Bool
     let attributes: [String: AttributeValue]
@@ -60,8 +60,9 @@ struct RecurrentLayerBuilder {
     let initialBias: (UnsafeMutablePointer<Float>) -> Void
 
     func build(_ b: inout GraphBuilder, _ input: LayerValue, kernel: Initializer, recurrent: Initializer) throws -> LayerValue {
-        guard units > 0 else { throw LatheError.invalid("\(opType): units must be positive, got \(units)") }
-        let x = try b.sequence(input, for: opType)
+        let layer = opType == "RNN" ? "SimpleRNN" : opType
+        guard units > 0 else { throw LatheError.invalid("\(layer): units must be positive, got \(units)") }
+        let x = try b.sequence(input, for: layer)
         let (steps, features) = (x.shape[0], x.shape[1])
         let name = b.uniqueName(base)
         let w = b.weight("\(name)/kernel", try kernel.make([1, gates * units, features], fanIn: features,
@@ -130,6 +131,45 @@ public struct GRU: Layer {
     public func build(_ b: inout GraphBuilder, _ input: LayerValue) throws -> LayerValue {
         try RecurrentLayerBuilder(opType: "GRU", base: "gru", units: units, gates: 3, returnSequences: returnSequences,
                                   attributes: ["linear_before_reset": .int(1)], initialBias: { _ in })
+            .build(&b, input, kernel: .glorotUniform, recurrent: .orthogonal)
+    }
+}
+
+/// Keras's SimpleRNN over `[N, T, F]`: `h_t = activation(x_t · kernel + h_{t−1} · recurrent_kernel + bias)`
+/// (ONNX `RNN`; Keras defaults: tanh, Glorot-uniform kernel, orthogonal recurrent kernel, zero bias).
+/// Output `[N, T, units]` with `returnSequences`, else the last state `[N, units]`.
+///
+/// Activations: tanh, relu, sigmoid, or linear (ONNX `Affine` with alpha 1, beta 0). ONNX keeps two
+/// biases (Wb, Rb) where Keras has one; Rb starts at zero and both are trained.
+public struct SimpleRNN: Layer {
+    public let units: Int
+    public let activation: ActivationFunction
+    public let returnSequences: Bool
+    public let inputShape: [Int]?
+
+    public init(_ units: Int, activation: ActivationFunction = .tanh, returnSequences: Bool = false,
+                inputShape: [Int]? = nil) {
+        self.units = units
+        self.activation = activation
+        self.returnSequences = returnSequences
+        self.inputShape = inputShape
+    }
+
+    public func build(_ b: inout GraphBuilder, _ input: LayerValue) throws -> LayerValue {
+        var attributes: [String: AttributeValue] = [:]
+        switch activation {
+        case .tanh: break
+        case .relu: attributes["activations"] = .strings(["Relu"])
+        case .sigmoid: attributes["activations"] = .strings(["Sigmoid"])
+        case .linear:
+            attributes["activations"] = .strings(["Affine"])
+            attributes["activation_alpha"] = .floats([1])
+            attributes["activation_beta"] = .floats([0])
+        default:
+            throw LatheError(.unsupportedOp, "SimpleRNN: activation \(activation) is not supported (tanh, relu, sigmoid, linear)")
+        }
+        return try RecurrentLayerBuilder(opType: "RNN", base: "simple_rnn", units: units, gates: 1, returnSequences: returnSequences,
+                                         attributes: attributes, initialBias: { _ in })
             .build(&b, input, kernel: .glorotUniform, recurrent: .orthogonal)
     }
 }

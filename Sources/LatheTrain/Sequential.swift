@@ -53,6 +53,10 @@ public final class Sequential {
     private let registry: OpRegistry
     /// Batch inputs, targets and loss gradients by role and shape, reused so steady-state steps do not allocate them.
     private var scratch: [String: Tensor] = [:]
+    /// Differentiates the loss with respect to the input (`inputGradient`), built on first use.
+    private var inputGradientEngine: GradientEngine?
+    /// Steps taken by `trainOnBatch` and `trainOnOutputGradient` (seeds their dropout masks).
+    private var batchSteps: UInt64 = 0
 
     /// A model of `layers`; `inputShape` (without the batch axis) may instead come from the first layer.
     public init(_ layers: [any Layer] = [], inputShape: [Int]? = nil, seed: UInt64 = 0,
@@ -402,5 +406,94 @@ extension Sequential {
         guard let file = fopen(path, "wb") else { throw LatheError(.io, "cannot open '\(path)' for writing") }
         defer { fclose(file) }
         guard fwrite(bytes, 1, bytes.count, file) == bytes.count else { throw LatheError(.io, "cannot write '\(path)'") }
+    }
+}
+
+// MARK: - Step-by-step training (Keras's train_on_batch; alternating models such as GANs)
+
+extension Sequential {
+    /// One optimizer step on one batch in training mode (Keras's `train_on_batch`).
+    /// - Returns: the batch's loss (before the step, with the L2 penalty) and metrics.
+    /// - Throws: `.invalidState` before `compile`; shape errors; `.invalidArgument` for a non-finite input,
+    ///   loss or gradient, or an update that makes a weight non-finite — the weights are then unchanged.
+    public func trainOnBatch(x: Tensor, y: Tensor) throws -> [String: Double] {
+        guard let engine, let optimizer, let loss else {
+            throw LatheError(.invalidState, "call compile(optimizer:loss:metrics:) before trainOnBatch")
+        }
+        try checkSamples(x, y)
+        try requireFinite(x, "x")
+        batchSteps += 1
+        let output = try engine.forward(["input": x], training: true, seed: mix(seed, batchSteps))[0]
+        let value = try lossAndBackward(engine, loss, output: output, target: y)
+            + optimizer.penalty(trainableWeights.map { graph!.initializers[$0]! })
+        guard value.isFinite else { throw LatheError.invalid("trainOnBatch: loss is not finite (\(value)); weights unchanged") }
+        var logs = ["loss": value]
+        for metric in metrics {
+            var total = (0.0, 0.0)
+            metric.accumulate(prediction: output, target: y, loss: loss, into: &total)
+            logs[metric.name] = metric.finish(total)
+        }
+        try applyGradients(engine, optimizer)
+        return logs
+    }
+
+    /// dLoss/dx for the compiled loss (the batch mean, as training minimises it) with targets `y`, computed
+    /// in inference mode; the weights and moving statistics are unchanged. With another model's
+    /// `trainOnOutputGradient`, this chains two models: a GAN's generator learns through its discriminator.
+    /// - Returns: a tensor shaped like `x`.
+    public func inputGradient(x: Tensor, y: Tensor) throws -> Tensor {
+        guard let loss, let graph else { throw LatheError(.invalidState, "call compile(optimizer:loss:metrics:) before inputGradient") }
+        try checkSamples(x, y)
+        try requireFinite(x, "x")
+        if inputGradientEngine == nil {
+            inputGradientEngine = try GradientEngine(graph: graph, registry: registry, differentiable: ["input"])
+        }
+        let engine = inputGradientEngine!
+        let output = try engine.forward(["input": x], training: false)[0]
+        let seed = try Tensor(.float32, shape: output.shape)
+        _ = try loss.compute(prediction: output, target: y, gradient: seed)
+        try engine.backward(seeds: [graph.outputs[0].name: seed])
+        return try engine.gradient("input")!.copy()
+    }
+
+    /// One optimizer step in training mode where dLoss/dOutput is given (`outputGradient`, shaped like the
+    /// output for `x`) instead of computed from a loss: the model is the first part of a chain whose rest
+    /// produced that gradient (see `inputGradient`). The compiled loss is not used.
+    /// - Throws: as `trainOnBatch`; `.shapeMismatch` when `outputGradient` does not match the output.
+    public func trainOnOutputGradient(x: Tensor, outputGradient: Tensor) throws {
+        guard let engine, let optimizer, let graph else {
+            throw LatheError(.invalidState, "call compile(optimizer:loss:metrics:) before trainOnOutputGradient")
+        }
+        guard x.dtype == .float32 else { throw LatheError.dtype("x must be float32, got \(x.dtype)") }
+        try requireFinite(x, "x")
+        try requireFinite(outputGradient, "outputGradient")
+        batchSteps += 1
+        let output = try engine.forward(["input": x], training: true, seed: mix(seed, batchSteps))[0]
+        guard outputGradient.shape == output.shape, outputGradient.dtype == .float32 else {
+            throw LatheError.shape("outputGradient must be float32\(output.shape) (the output for x), got \(outputGradient.type)")
+        }
+        try engine.backward(seeds: [graph.outputs[0].name: outputGradient])
+        try applyGradients(engine, optimizer)
+    }
+
+    /// Throws `.invalidArgument` naming `what` when `t` holds a NaN or infinity.
+    private func requireFinite(_ t: Tensor, _ what: String) throws {
+        if let bad = firstNonFinite(t) { throw LatheError.invalid("\(what) holds a non-finite value (NaN or infinity) at element \(bad)") }
+    }
+
+    /// Steps the optimizer with the engine's gradients of the trainable weights, after checking them; an
+    /// update that makes a weight non-finite is undone.
+    private func applyGradients(_ engine: GradientEngine, _ optimizer: Optimizer) throws {
+        let parameters = trainableWeights.map { graph!.initializers[$0]! }
+        let gradients = trainableWeights.map { engine.gradient($0)! }
+        if let name = zip(trainableWeights, gradients).first(where: { firstNonFinite($0.1) != nil })?.0 {
+            throw LatheError.invalid("gradient of '\(name)' is not finite; weights unchanged")
+        }
+        let backups = try parameters.map { try $0.copy() }
+        try optimizer.step(parameters: parameters, gradients: gradients)
+        if let name = zip(trainableWeights, parameters).first(where: { firstNonFinite($0.1) != nil })?.0 {
+            for (backup, p) in zip(backups, parameters) { p.bytes.copyMemory(from: backup.bytes, byteCount: p.byteCount) }
+            throw LatheError.invalid("the update made '\(name)' non-finite; weights restored")
+        }
     }
 }

@@ -48,6 +48,7 @@ public enum TrainingOps {
         try LinearGradients.register(into: registry)
         try ShapeGradients.register(into: registry)
         try ConvGradients.register(into: registry)
+        try ConvTransposeGradients.register(into: registry)
         try PoolingGradients.register(into: registry)
         try RecurrentGradients.register(into: registry)
         try NormalizationGradients.register(into: registry)

@@ -4,13 +4,13 @@ import Glibc
 import LatheCore
 import LatheOps
 
-/// Backpropagation through time for LSTM and GRU.
+/// Backpropagation through time for LSTM, GRU and RNN.
 ///
 /// Covered: directions forward, reverse and bidirectional, both layouts, the default activations
-/// (LSTM Sigmoid/Tanh/Tanh, GRU Sigmoid/Tanh), GRU `linear_before_reset` 0 and 1, every output slot
-/// optional, gradients for X, W, R, B, initial_h and initial_c. Not covered (the backward throws
-/// `.unsupportedOp`; the forward still runs through the inference kernel): `sequence_lens`, peepholes,
-/// `clip`, `input_forget` and other activations.
+/// (LSTM Sigmoid/Tanh/Tanh, GRU Sigmoid/Tanh), RNN with Tanh (default), Relu, Sigmoid or Affine per
+/// direction, GRU `linear_before_reset` 0 and 1, every output slot optional, gradients for X, W, R, B,
+/// initial_h and initial_c. Not covered (the backward throws `.unsupportedOp`; the forward still runs
+/// through the inference kernel): `sequence_lens`, peepholes, `clip`, `input_forget` and other activations.
 ///
 /// The training forward walks each direction in processing order (`step s` reads time
 /// `t = reversed ? seq − 1 − s : s`) and keeps, per direction, the gate activations and the hidden (and
@@ -22,6 +22,7 @@ enum RecurrentGradients {
         try registry.setGradient(opType: "GRU") { c in
             try RecurrentGradient(c, cell: .gru(linearBeforeReset: try c.attributes.int("linear_before_reset", 0) != 0))
         }
+        try registry.setGradient(opType: "RNN") { try RecurrentGradient($0, cell: .rnn) }
     }
 }
 
@@ -41,21 +42,58 @@ struct RecurrentShape {
     func stateOffset(_ d: Int, _ b: Int) -> Int { (batchMajor ? b * directions + d : d * batch + b) * hidden }
 }
 
-/// The gradient (and training forward) of LSTM or GRU.
+/// An activation of the simple RNN cell whose derivative follows from its output `a`.
+enum CellActivation: Sendable, Equatable {
+    case tanh, relu, sigmoid
+    /// `alpha · x + beta`.
+    case affine(alpha: Float, beta: Float)
+
+    /// Applies the function in place to `count` values.
+    func apply(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+        switch self {
+        case .tanh: for j in 0..<count { p[j] = tanhf(p[j]) }
+        case .relu: for j in 0..<count { p[j] = max(p[j], 0) }
+        case .sigmoid: for j in 0..<count { p[j] = LatheTrain.sigmoid(p[j]) }
+        case .affine(let alpha, let beta): for j in 0..<count { p[j] = alpha * p[j] + beta }
+        }
+    }
+
+    /// The derivative at the input whose activation is `a`.
+    @inline(__always) func derivative(output a: Float) -> Float {
+        switch self {
+        case .tanh: 1 - a * a
+        case .relu: a > 0 ? 1 : 0
+        case .sigmoid: a * (1 - a)
+        case .affine(let alpha, _): alpha
+        }
+    }
+}
+
+/// The gradient (and training forward) of LSTM, GRU or RNN.
 final class RecurrentGradient: GradientKernel {
     /// Which cell the node runs.
     enum Cell: Sendable, Equatable {
         case lstm
         case gru(linearBeforeReset: Bool)
+        case rnn
 
-        /// Gates per direction: 4 (i, o, f, c) or 3 (z, r, h).
-        var gates: Int { self == .lstm ? 4 : 3 }
+        /// Gates per direction: 4 (i, o, f, c), 3 (z, r, h) or 1.
+        var gates: Int {
+            switch self {
+            case .lstm: 4
+            case .gru: 3
+            case .rnn: 1
+            }
+        }
+        var isGRU: Bool { if case .gru = self { true } else { false } }
     }
 
     let cell: Cell
     let label: String
     let reverse: Bool, bidirectional: Bool
     let batchMajor: Bool
+    /// The RNN cell's activation per direction (empty for LSTM and GRU).
+    let cellActivations: [CellActivation]
     /// Why this node's backward cannot run, if it cannot.
     let unsupported: String?
 
@@ -68,11 +106,32 @@ final class RecurrentGradient: GradientKernel {
         bidirectional = direction == "bidirectional"
         batchMajor = try a.int("layout", 0) == 1
         let defaults = cell == .lstm ? ["Sigmoid", "Tanh", "Tanh"] : ["Sigmoid", "Tanh"]
+        let directions = bidirectional ? 2 : 1
         var reasons: [String] = []
-        if let names = try a.strings("activations"),
-           names.map({ $0.lowercased() }) != (0..<(bidirectional ? 2 : 1)).flatMap({ _ in defaults.map { $0.lowercased() } }) {
+        var cellActivations: [CellActivation] = []
+        if cell == .rnn {
+            let names = try a.strings("activations") ?? Array(repeating: "Tanh", count: directions)
+            let alphas = try a.floats("activation_alpha") ?? [], betas = try a.floats("activation_beta") ?? []
+            var affine = 0
+            for name in names {
+                switch name.lowercased() {
+                case "tanh": cellActivations.append(.tanh)
+                case "relu": cellActivations.append(.relu)
+                case "sigmoid": cellActivations.append(.sigmoid)
+                case "affine":
+                    cellActivations.append(.affine(alpha: affine < alphas.count ? alphas[affine] : 1,
+                                                   beta: affine < betas.count ? betas[affine] : 0))
+                    affine += 1
+                default: reasons.append("activation \(name) (Tanh, Relu, Sigmoid, Affine)")
+                }
+            }
+            if names.count != directions { reasons.append("\(names.count) activations for \(directions) direction(s)") }
+            while cellActivations.count < directions { cellActivations.append(.tanh) }
+        } else if let names = try a.strings("activations"),
+           names.map({ $0.lowercased() }) != (0..<directions).flatMap({ _ in defaults.map { $0.lowercased() } }) {
             reasons.append("activations other than \(defaults)")
         }
+        self.cellActivations = cellActivations
         if try a.float("clip") != nil { reasons.append("clip") }
         if try a.int("input_forget", 0) != 0 { reasons.append("input_forget") }
         let present = c.inputPresent
@@ -118,7 +177,7 @@ final class RecurrentGradient: GradientKernel {
         let states = try Tensor(.float32, shape: [g.directions, g.seq + 1, g.batch, hidden])
         let cells = try Tensor(.float32, shape: cell == .lstm ? [g.directions, g.seq + 1, g.batch, hidden] : [0])
         let gates = try Tensor(.float32, shape: [g.directions, g.seq, g.batch, width])
-        let aux = try Tensor(.float32, shape: cell == .lstm ? [0] : [g.directions, g.seq, g.batch, hidden])
+        let aux = try Tensor(.float32, shape: cell.isGRU ? [g.directions, g.seq, g.batch, hidden] : [0])
         let xs = try Tensor(.float32, shape: [rows, g.input])
         let gateBias = try Tensor(.float32, shape: [2 * width])
         let recurrent = try Tensor(.float32, shape: [g.batch, width])
@@ -159,6 +218,11 @@ final class RecurrentGradient: GradientKernel {
                 let hPrev = hs + s * g.batch * hidden, hNext = hPrev + g.batch * hidden
                 let stepGates = acts + s * g.batch * width
                 switch cell {
+                case .rnn:
+                    packageSgemm(transA: false, transB: true, m: g.batch, n: hidden, k: hidden, alpha: 1, a: hPrev,
+                                 lda: hidden, b: rd, ldb: hidden, beta: 1, c: stepGates, ldc: width)
+                    cellActivations[d].apply(stepGates, g.batch * hidden)
+                    hNext.update(from: stepGates, count: g.batch * hidden)
                 case .lstm:
                     packageSgemm(transA: false, transB: true, m: g.batch, n: width, k: hidden, alpha: 1, a: hPrev,
                                  lda: hidden, b: rd, ldb: hidden, beta: 1, c: stepGates, ldc: width)
@@ -240,7 +304,7 @@ final class RecurrentGradient: GradientKernel {
         let stateCount = (g.seq + 1) * g.batch * hidden
         // Per step: dInput = dLoss/d(pre-activations from X), dRecurrent = dLoss/d(recurrent products).
         let dInput = try Tensor(.float32, shape: [rows, width])
-        let dRecurrent = cell == .lstm ? dInput : try Tensor(.float32, shape: [rows, width])
+        let dRecurrent = cell.isGRU ? try Tensor(.float32, shape: [rows, width]) : dInput
         let dh = try Tensor(.float32, shape: [g.batch, hidden]), dc = try Tensor(.float32, shape: [g.batch, hidden])
         let dhPrev = try Tensor(.float32, shape: [g.batch, hidden])
         let xs = try Tensor(.float32, shape: [rows, g.input])
@@ -266,6 +330,11 @@ final class RecurrentGradient: GradientKernel {
                 let hPrev = hs + s * g.batch * hidden, stepGates = acts + s * g.batch * width
                 let da = dInput.floats + s * g.batch * width, dq = dRecurrent.floats + s * g.batch * width
                 switch cell {
+                case .rnn:
+                    let f = cellActivations[d]
+                    for j in 0..<g.batch * hidden { da[j] = dh.floats[j] * f.derivative(output: stepGates[j]) }
+                    packageSgemm(transA: false, transB: false, m: g.batch, n: hidden, k: hidden, alpha: 1, a: da,
+                                 lda: hidden, b: rd, ldb: hidden, beta: 0, c: dhPrev.floats, ldc: hidden)
                 case .lstm:
                     let cPrev = cs + s * g.batch * hidden, cNext = cPrev + g.batch * hidden
                     for b in 0..<g.batch {

@@ -239,8 +239,8 @@ def test_unsupported_layers_and_options_are_named():
     with pytest.raises(UnsupportedError, match="go_backwards=true is not supported") as error:
         model.compile(optimizer='adam', loss='mse')
     assert error.value.status == LATHE_ERROR_UNSUPPORTED_OP and isinstance(error.value, NotImplementedError)
-    with pytest.raises(UnsupportedError, match="'SimpleRNN' is not supported"):
-        Sequential([__import__("lathe.keras.layers").keras.layers.SimpleRNN(4, input_shape=(10, 3))]).compile(optimizer='adam', loss='mse')
+    with pytest.raises(UnsupportedError, match="stateful=true is not supported"):
+        Sequential([__import__("lathe.keras.layers").keras.layers.SimpleRNN(4, stateful=True, input_shape=(10, 3))]).compile(optimizer='adam', loss='mse')
     model = Sequential([Dense(4, input_shape=(3,), bias_regularizer="l2")])
     with pytest.raises(UnsupportedError, match=r"layer 0 \(Dense 'dense.*'\): unsupported key \"bias_regularizer\""):
         model.compile(optimizer='adam', loss='mse')

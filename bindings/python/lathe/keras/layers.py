@@ -193,23 +193,6 @@ class Activation(Layer):
         return {"activation": self.activation}
 
 
-class _Pending(Layer):
-    """A Keras layer Lathe's training engine does not build yet: its spec is passed on and the engine
-    refuses it with UnsupportedError naming it (so it starts working once the engine has it)."""
-
-    def __init__(self, *args, **kwargs):
-        common = {k: kwargs.pop(k) for k in ("name", "input_shape", "batch_input_shape", "input_dim", "trainable", "dtype")
-                  if k in kwargs}
-        super().__init__(**common)
-        self.args = list(args)
-        self.kwargs = kwargs
-
-    def _config(self):
-        config = {f"arg{i}": a for i, a in enumerate(self.args)}
-        config.update({k: list(v) if isinstance(v, tuple) else v for k, v in self.kwargs.items()})
-        return config
-
-
 class Conv1D(Layer):
     """1-D convolution over channels-last sequences `(N, T, C)`."""
 
@@ -230,8 +213,25 @@ class Conv1D(Layer):
                 "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}
 
 
-class Conv2DTranspose(_Pending):
-    """Keras Conv2DTranspose (not yet trainable in Lathe)."""
+class Conv2DTranspose(Layer):
+    """Transposed 2-D convolution over channels-last images `(N, H, W, C)` → `(N, H', W', filters)`, with
+    Keras's output sizes ("valid": `H·s + max(k − s, 0)`, "same": `H·s`, or set by `output_padding`)."""
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
+                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size, self.strides, self.padding = kernel_size, strides, padding
+        self.output_padding, self.data_format, self.dilation_rate = output_padding, data_format, dilation_rate
+        self.activation = _activation_name(activation)
+        self.use_bias, self.kernel_initializer, self.bias_initializer = use_bias, kernel_initializer, bias_initializer
+
+    def _config(self):
+        return {"filters": self.filters, "kernel_size": _pair(self.kernel_size), "strides": _pair(self.strides),
+                "padding": self.padding, "output_padding": _pair(self.output_padding), "data_format": self.data_format,
+                "dilation_rate": _pair(self.dilation_rate), "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}
 
 
 class MaxPooling1D(Layer):
@@ -302,8 +302,26 @@ class GRU(_Recurrent):
         self.options["reset_after"] = reset_after
 
 
-class SimpleRNN(_Pending):
-    """Keras SimpleRNN (not yet trainable in Lathe)."""
+class SimpleRNN(Layer):
+    """`h_t = activation(x_t · kernel + h_{t−1} · recurrent_kernel + bias)` over `(N, T, F)` (ONNX RNN);
+    output `(N, units)`, or `(N, T, units)` with `return_sequences`. Activations: tanh (default), relu,
+    sigmoid, linear. Weights (get_weights): kernel `[1, units, F]`, recurrent kernel `[1, units, units]`,
+    bias `[1, 2·units]` (ONNX's input and recurrent biases, summed in the cell)."""
+
+    def __init__(self, units, activation="tanh", use_bias=True, dropout=0.0, recurrent_dropout=0.0,
+                 return_sequences=False, return_state=False, go_backwards=False, stateful=False, unroll=False,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.options = {"activation": _activation_name(activation), "use_bias": use_bias, "dropout": float(dropout),
+                        "recurrent_dropout": float(recurrent_dropout), "return_sequences": bool(return_sequences),
+                        "return_state": return_state, "go_backwards": go_backwards, "stateful": stateful,
+                        "unroll": unroll, "kernel_initializer": kernel_initializer,
+                        "recurrent_initializer": recurrent_initializer, "bias_initializer": bias_initializer}
+
+    def _config(self):
+        return {"units": self.units, **self.options}
 
 
 def _single(value):

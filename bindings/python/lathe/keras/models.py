@@ -26,13 +26,15 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from ._engine import Engine, as_floats
+from ._steps import StepTraining
 
 #: Seed of weight initialisation and shuffling for models created after `utils.set_random_seed`.
 _default_seed = [0]
 
 
-class Sequential:
-    """A linear stack of layers (Keras's Sequential)."""
+class Sequential(StepTraining):
+    """A linear stack of layers (Keras's Sequential); `train_on_batch`, `input_gradient` and
+    `train_on_output_gradient` come from `StepTraining` (lathe/keras/_steps.py)."""
 
     def __init__(self, layers=None, name=None, seed=None):
         self.name = name or "sequential"
@@ -365,3 +367,8 @@ class _Progress:
 
 
 __all__ = ["Sequential"]
+
+# Fine-tuning imported ONNX networks: `load_onnx` lives in lathe.keras.onnx_models.
+from .onnx_models import load_onnx  # noqa: E402
+
+__all__.append("load_onnx")
