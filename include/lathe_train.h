@@ -37,11 +37,22 @@
  *   as the first layer, for fine-tuning — its input is fed as the file declares it (e.g. [N, 1, 28, 28]);
  *   `cut_at` names the tensor where the imported graph ends; its float weights (of Conv, ConvTranspose,
  *   Gemm, MatMul, Add, BatchNormalization, LSTM/GRU/RNN) are trained when `trainable`, except those of the
- *   node or initializer names in `freeze`, plus those named in `unfreeze`; frozen weights are not in
- *   get_weights and stay bit-identical. Any layer may carry `input_shape` or `batch_input_shape`.
+ *   node or initializer names in `freeze`, plus those named in `unfreeze`; frozen weights stay
+ *   bit-identical. Add and Concatenate(axis = -1; channels-last axes, batch axis 0) merge values in
+ *   functional specs. Any layer may carry `input_shape` or `batch_input_shape`.
+ *   `"trainable": false` freezes a layer (Keras's `layer.trainable = False`; for ONNXModel the key is
+ *   its own default described above): its weights are not updated but stay in get_weights, and a
+ *   frozen BatchNormalization runs in inference mode while training (its moving statistics are kept).
+ *   lathe_sequential_set_trainable changes it later, taking effect at the next compile (as in Keras).
+ * A functional spec (`{"class_name": "Functional", "config": {"layers": [...], "output_layers": [...]}}`)
+ * wires one InputLayer through a directed acyclic graph: each other layer has `"inbound_nodes"` naming
+ * the layers it reads — a list of names (`["dense", "dense_1"]`), Keras 2's `[[["dense", 0, 0, {}]]]` or
+ * Keras 3's `[{"args": [{"config": {"keras_history": ["dense", 0, 0]}}]}]` — listed after them (so
+ * there are no cycles); `"output_layers"` names the one output layer (default: the last). One input
+ * and one output only.
  *   Layers with a kernel (Dense, Conv1D, Conv2D, LSTM, GRU) take `kernel_regularizer`: "l2" (factor
  *   0.01) or {"class_name": "L2", "config": {"l2": x}}; the penalty `x * sum(kernel^2)` joins the loss
- *   (and the reported loss, as in Keras). Keras bookkeeping keys (name, trainable, dtype, ...) and
+ *   (and the reported loss, as in Keras). Keras bookkeeping keys (name, dtype, ...) and
  *   keys whose value is null or Keras's default are accepted; any other key is an error naming the
  *   layer and the key. Activations: linear, relu, sigmoid, tanh, softmax, leaky_relu.
  *   Initializers: glorot_uniform, he_normal, he_uniform, zeros.
@@ -183,18 +194,25 @@ lathe_status lathe_sequential_predict(lathe_sequential *model,
 
 /**
  * The model as JSON: {"input_shape": [...], "output_shape": [...], "layers": [...],
- * "weights": [{"name": ..., "shape": [...]}, ...]} (shapes without the batch axis; weights in the
+ * "weights": [{"name": ..., "shape": [...], "trainable": true|false}, ...]} (shapes without the batch axis; weights in the
  * order of lathe_sequential_get_weights). Owned by the model, valid until the next call or free.
  */
 lathe_status lathe_sequential_summary(lathe_sequential *model, const char **out_json);
 
-/** The number of floats in all trainable weights together. */
+/**
+ * Freezes (`trainable` 0) or unfreezes the layer named `layer_name` (Keras's `layer.trainable`); takes
+ * effect at the next lathe_sequential_compile, as in Keras. LATHE_ERROR_INVALID_ARGUMENT for an
+ * unknown name.
+ */
+lathe_status lathe_sequential_set_trainable(lathe_sequential *model, const char *layer_name, int trainable);
+
+/** The number of floats in all weights together (trained and frozen; not moving statistics). */
 lathe_status lathe_sequential_weight_count(lathe_sequential *model, size_t *out_count);
 
-/** Copies every trainable weight, one after another, into `buffer` of exactly `count` floats. */
+/** Copies every weight (trained and frozen), one after another, into `buffer` of exactly `count` floats. */
 lathe_status lathe_sequential_get_weights(lathe_sequential *model, float *buffer, size_t count);
 
-/** Overwrites every trainable weight from `buffer` of exactly `count` floats (as get_weights lays them out). */
+/** Overwrites every weight (trained and frozen) from `buffer` of exactly `count` floats (as get_weights lays them out). */
 lathe_status lathe_sequential_set_weights(lathe_sequential *model, const float *buffer, size_t count);
 
 /**

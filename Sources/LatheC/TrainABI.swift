@@ -7,7 +7,7 @@ import LatheTrain
 
 /// What `lathe_sequential*` points at: the model plus the JSON strings handed out, each valid until replaced.
 final class SequentialHandle {
-    let model: Sequential
+    let model: Functional
     let spec: ModelSpec
     /// The spec's JSON text (kept in checkpoints, so lathe_sequential_load can rebuild the model).
     let specText: String
@@ -23,7 +23,8 @@ final class SequentialHandle {
             throw LatheError.invalid("spec: the model needs an input shape (\"input_shape\" at the top or on the first layer, or an InputLayer)")
         }
         self.spec = spec
-        model = Sequential(spec.layers.map(\.layer), inputShape: shape, seed: spec.seed)
+        model = try SequentialHandle.model(spec, spec.layers.count, shape)
+        for (index, trainable) in spec.trainable.enumerated() { try model.setTrainable(trainable, layer: index) }
         do {
             try model.build()
         } catch let error as LatheError {
@@ -36,13 +37,20 @@ final class SequentialHandle {
     /// `error` from building the whole model, prefixed with the first layer whose addition fails.
     private static func locate(_ error: LatheError, _ spec: ModelSpec, _ shape: [Int]) -> LatheError {
         for end in 1...max(spec.layers.count, 1) where end <= spec.layers.count {
-            let probe = Sequential(spec.layers[..<end].map(\.layer), inputShape: shape, seed: spec.seed)
-            do { try probe.build() } catch let e as LatheError {
+            do { try SequentialHandle.model(spec, end, shape).build() } catch let e as LatheError {
                 let (_, className, name) = spec.layers[end - 1]
                 return LatheError(e.status, "layer \(end - 1) (\(className) '\(name)'): \(e.message)")
             } catch { break }
         }
         return error
+    }
+
+    /// The model of the spec's first `count` layers (all for the model itself; fewer to locate an error).
+    private static func model(_ spec: ModelSpec, _ count: Int, _ shape: [Int]) throws -> Functional {
+        let layers = spec.layers[..<count].map(\.layer)
+        if !spec.functional { return Sequential(layers, inputShape: shape, seed: spec.seed) }
+        return try Functional(layers: layers, connections: Array(spec.connections[..<count]),
+                         outputValue: count == spec.layers.count ? spec.outputValue : count, inputShape: shape, seed: spec.seed)
     }
 
     /// Keeps `text` as the string for `role`, returning its C pointer.
@@ -260,8 +268,10 @@ public func lathe_sequential_summary(_ model: OpaquePointer!, _ out_json: Unsafe
         let handle = try SequentialHandle.from(model)
         let out = try required(out_json, "out_json")
         func shape(_ dims: [Int]) -> JSON { .array(dims.map { .number(Double($0)) }) }
-        let weights = handle.model.trainableWeights.map { name -> JSON in
-            .object(["name": .string(name), "shape": shape(handle.model.weights[name]?.shape ?? [])])
+        let trained = Set(handle.model.trainableWeights)
+        let weights = handle.model.parameterWeights.map { name -> JSON in
+            .object(["name": .string(name), "shape": shape(handle.model.weights[name]?.shape ?? []),
+                     "trainable": .bool(trained.contains(name))])
         }
         let layers = handle.spec.layers.map { JSON.object(["class_name": .string($0.className), "name": .string($0.name)]) }
         let summary = JSON.object(["input_shape": shape(handle.inputShape), "output_shape": shape(handle.outputShape),
@@ -270,9 +280,21 @@ public func lathe_sequential_summary(_ model: OpaquePointer!, _ out_json: Unsafe
     }
 }
 
-/// The trainable weights of a model, in order.
+/// The weights of a model (trained or frozen, as Keras's get_weights), in order.
 private func parameters(_ handle: SequentialHandle) -> [Tensor] {
-    handle.model.trainableWeights.compactMap { handle.model.weights[$0] }
+    handle.model.parameterWeights.compactMap { handle.model.weights[$0] }
+}
+
+@c @implementation
+public func lathe_sequential_set_trainable(_ model: OpaquePointer!, _ layer_name: UnsafePointer<CChar>!, _ trainable: Int32) -> lathe_status {
+    wrap {
+        let handle = try SequentialHandle.from(model)
+        let name = String(cString: try required(layer_name, "layer_name"))
+        guard let index = handle.spec.layers.firstIndex(where: { $0.name == name }) else {
+            throw LatheError.invalid("set_trainable: the model has no layer '\(name)' (layers: \(handle.spec.layers.map(\.name).joined(separator: ", ")))")
+        }
+        try handle.model.setTrainable(trainable != 0, layer: index)
+    }
 }
 
 @c @implementation

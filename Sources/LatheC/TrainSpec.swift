@@ -1,10 +1,18 @@
 import Lathe
 import LatheTrain
 
-/// A Sequential model spec read from Keras-style JSON (see include/lathe_train.h).
+/// A Sequential or functional model spec read from Keras-style JSON (see include/lathe_train.h).
 struct ModelSpec {
     /// The layers, each with its Keras class name and layer name (for messages and the summary).
     var layers: [(layer: any Layer, className: String, name: String)] = []
+    /// Whether each layer is trained (Keras's `"trainable"`).
+    var trainable: [Bool] = []
+    /// The values each layer reads (0 the input, k the output of layer k - 1); a chain for Sequential.
+    var connections: [[Int]] = []
+    /// The value the model outputs (the last layer's unless a functional spec names another).
+    var outputValue = 0
+    /// Whether the spec is functional (`"class_name": "Functional"`).
+    var functional = false
     /// The input shape without the batch axis, channels-last.
     var inputShape: [Int]?
     /// Seeds the weight initialisation.
@@ -13,16 +21,24 @@ struct ModelSpec {
     /// The Keras layer classes the training engine builds.
     static let supportedLayers = ["InputLayer", "Dense", "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling2D",
                                   "GlobalAveragePooling2D", "Conv2DTranspose", "Flatten", "Reshape", "Dropout", "Activation",
-                                  "BatchNormalization", "LSTM", "GRU", "SimpleRNN", "ONNXModel"]
+                                  "BatchNormalization", "LSTM", "GRU", "SimpleRNN", "ONNXModel", "Add", "Concatenate"]
 
-    /// Reads a spec: `{"layers": [...]}` or Keras's `{"class_name": "Sequential", "config": {"layers": [...]}}`.
+    /// Reads a spec: `{"layers": [...]}`, Keras's `{"class_name": "Sequential", "config": {"layers": [...]}}`
+    /// or a functional `{"class_name": "Functional", "config": {"layers": [...], "output_layers": [...]}}`
+    /// whose layers name their inputs in `"inbound_nodes"`.
     init(json text: String) throws {
         let root = try JSON.parse(text)
         guard case .object = root else { throw LatheError.invalid("spec must be a JSON object with \"layers\"") }
         let body = root["config"].flatMap { $0["layers"] == nil ? nil : $0 } ?? root
-        if let className = root["class_name"], className != .string("Sequential") {
-            throw LatheError(.unsupportedOp, "spec: only Sequential models are supported, got class_name \(className.text)")
+        if let className = root["class_name"] {
+            guard [.string("Sequential"), .string("Functional"), .string("Model")].contains(className) else {
+                throw LatheError(.unsupportedOp, "spec: only Sequential and Functional models are supported, got class_name \(className.text)")
+            }
+            functional = className != .string("Sequential")
         }
+        /// Value index by layer name (functional specs).
+        var values: [String: Int] = [:]
+        var inputLayers = 0
         guard case .array(let items)? = body["layers"] else { throw LatheError.invalid("spec needs \"layers\": an array of layers") }
         if let shape = root["input_shape"] { inputShape = try ConfigReader.shape(shape, "spec: \"input_shape\"") }
         if inputShape == nil, let shape = body["build_input_shape"], shape != .null {
@@ -40,9 +56,20 @@ struct ModelSpec {
             let name = try config.string("name", className.lowercased())
             config.context = "layer \(index) (\(className) '\(name)')"
             if let shape = try config.inputShape(), inputShape == nil { inputShape = shape }
+            var layerTrainable = true
+            if className != "ONNXModel" { layerTrainable = try config.bool("trainable", true) }   // ONNXModel reads its own
+            let inbound = try ModelSpec.layerNames(item["inbound_nodes"] ?? .null)
             let layer: (any Layer)?
             switch className {
-            case "InputLayer": layer = nil
+            case "InputLayer":
+                layer = nil
+                inputLayers += 1
+                if functional && inputLayers > 1 {
+                    throw LatheError(.unsupportedOp, "layer \(index) (InputLayer '\(name)'): models with several inputs are not supported")
+                }
+                values[name] = 0
+            case "Add": layer = Add()
+            case "Concatenate": layer = Concatenate(axis: try config.int("axis", -1))
             case "Dense":
                 layer = Dense(try config.int("units"), activation: try config.activation(),
                               useBias: try config.bool("use_bias", true), kernelInitializer: try config.initializer(.glorotUniform))
@@ -143,7 +170,55 @@ struct ModelSpec {
             }
             let regularized = try config.kernelRegularizer().flatMap { l2 in layer.map { KernelRegularized($0, l2: l2) } } ?? layer
             try config.finish()
-            if let regularized { layers.append((regularized, className, name)) }
+            guard let regularized else { continue }
+            var reads = [layers.count]
+            if functional {
+                guard !inbound.isEmpty else {
+                    throw LatheError.invalid("layer \(index) (\(className) '\(name)'): needs \"inbound_nodes\" naming the layers it reads")
+                }
+                reads = try inbound.map { source in
+                    guard let value = values[source] else {
+                        throw LatheError.invalid("layer \(index) (\(className) '\(name)'): inbound '\(source)' is not an InputLayer or an earlier layer (list layers after their inputs)")
+                    }
+                    return value
+                }
+            }
+            guard values[name] == nil || !functional else {
+                throw LatheError.invalid("layer \(index) (\(className)): the name '\(name)' is used twice")
+            }
+            layers.append((regularized, className, name))
+            trainable.append(layerTrainable)
+            connections.append(reads)
+            values[name] = layers.count
+        }
+        outputValue = layers.count
+        if functional {
+            guard inputLayers == 1 else { throw LatheError.invalid("spec: a functional model needs one InputLayer") }
+            let outputs = try ModelSpec.layerNames(body["output_layers"] ?? .null)
+            guard outputs.count <= 1 else { throw LatheError(.unsupportedOp, "spec: models with several outputs are not supported, got \(outputs)") }
+            if let output = outputs.first {
+                guard let value = values[output] else { throw LatheError.invalid("spec: output layer '\(output)' is not a layer of the model") }
+                outputValue = value
+            }
+        }
+    }
+
+    /// The layer names in an `"inbound_nodes"` or `"output_layers"` entry: a list of names (Lathe's short
+    /// form, `["dense", "dense_1"]`), Keras 2's `[[["dense", 0, 0, {}], ...]]` / `[["dense", 0, 0]]`, or
+    /// Keras 3's `[{"args": [{"config": {"keras_history": ["dense", 0, 0]}}, ...]}]`.
+    static func layerNames(_ json: JSON) throws -> [String] {
+        switch json {
+        case .null: return []
+        case .string(let name): return [name]
+        case .array(let items):
+            if items.count >= 3, case .string(let name) = items[0], case .number = items[1] { return [name] }
+            return try items.flatMap(layerNames)
+        case .object:
+            if let history = json["keras_history"] { return Array(try layerNames(history).prefix(1)) }
+            for key in ["args", "config"] { if let inner = json[key] { return try layerNames(inner) } }
+            return []
+        default:
+            throw LatheError.invalid("spec: cannot read layer names from \(json.text)")
         }
     }
 }
@@ -156,7 +231,7 @@ struct ConfigReader {
     private var used: Set<String> = []
 
     /// Keras bookkeeping keys that do not change what is computed.
-    static let ignored: Set<String> = ["name", "trainable", "dtype", "autocast", "sparse", "ragged", "input_dtype", "seed",
+    static let ignored: Set<String> = ["name", "dtype", "autocast", "sparse", "ragged", "input_dtype", "seed",
                                       "zero_output_for_mask",
                                       "module", "registered_name", "build_config", "is_legacy_optimizer",
                                       "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor", "reduction"]

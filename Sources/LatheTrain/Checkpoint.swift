@@ -127,7 +127,7 @@ public struct Checkpoint {
     }
 }
 
-extension Sequential {
+extension Functional {
     /// The model's training state: every weight, the epoch count and (when compiled) the optimizer's
     /// state, plus `texts` (see `Checkpoint` for the entries).
     public func checkpoint(texts: [String: String] = [:]) throws -> Checkpoint {

@@ -136,7 +136,7 @@ public struct ImportedModel: Layer {
                 guard let tensor = graph.initializers[name] else { continue }
                 added.insert(name)
                 let isWeight = tensor.dtype == .float32 && Self.weightSlots[node.opType]?.contains(slot) == true
-                _ = b.weight(renamed(name), try tensor.copy(), trainable: isWeight && isTrained(name, of: node))
+                _ = b.weight(renamed(name), try tensor.copy(), trainable: isWeight, frozen: !isTrained(name, of: node))
             }
             b.nodes.append(Node(name: "\(prefix)/\(node.name.isEmpty ? "\(node.opType)_\(index)" : node.name)",
                                 opType: node.opType, domain: node.domain, inputs: node.inputs.map(renamed),

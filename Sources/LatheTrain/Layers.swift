@@ -75,7 +75,9 @@ public struct LayerValue: Sendable {
 public struct GraphBuilder {
     var nodes: [Node] = []
     var initializers: [String: Tensor] = [:]
-    /// Trainable initializer names, in creation order.
+    /// The layers' weights (trained or frozen, not constants such as moving statistics), in creation order.
+    var parameters: [String] = []
+    /// The parameters that are trained, in creation order.
     var trainable: [String] = []
     /// L2 regularisation factors by weight name (see `KernelRegularized`).
     var l2: [String: Float] = [:]
@@ -99,10 +101,13 @@ public struct GraphBuilder {
         return output
     }
 
-    /// Adds a weight, trainable or not, returning its name.
-    mutating func weight(_ name: String, _ tensor: Tensor, trainable: Bool = true) -> String {
+    /// Adds a weight, returning its name: a parameter (`trainable`; trained unless `frozen`) or a constant.
+    mutating func weight(_ name: String, _ tensor: Tensor, trainable: Bool = true, frozen: Bool = false) -> String {
         initializers[name] = tensor
-        if trainable { self.trainable.append(name) }
+        if trainable {
+            parameters.append(name)
+            if !frozen { self.trainable.append(name) }
+        }
         return name
     }
 

@@ -19,9 +19,9 @@ public struct KernelRegularized: Layer {
 
     public func build(_ b: inout GraphBuilder, _ input: LayerValue) throws -> LayerValue {
         guard l2 >= 0 && l2.isFinite else { throw LatheError.invalid("kernel_regularizer: l2 must be >= 0, got \(l2)") }
-        let before = b.trainable.count
+        let before = b.parameters.count
         let output = try layer.build(&b, input)
-        let kernels = b.trainable[before...].filter { $0.hasSuffix("/kernel") }
+        let kernels = b.parameters[before...].filter { $0.hasSuffix("/kernel") }
         guard !kernels.isEmpty else { throw LatheError.invalid("kernel_regularizer: \(type(of: layer)) has no kernel") }
         for name in kernels { b.l2[name] = l2 }
         return output

@@ -13,22 +13,40 @@ public struct History: Sendable {
     public subscript(key: String) -> [Double] { epochs.compactMap { $0[key] } }
 }
 
-/// A stack of layers, trained Keras-style. The model *is* a `Graph` (the IR ONNX models import to),
-/// built when the model is compiled; its trainable weights are the graph's initializers.
+/// A model trained Keras-style: layers connected as a directed acyclic graph from one input to one
+/// output (a chain for `Sequential`; any DAG through `Functional(input:output:)`, see Functional.swift).
+/// The model *is* a `Graph` (the IR ONNX models import to), built when the model is compiled; its weights
+/// are the graph's initializers.
 ///
 /// Shapes as the user sees them: `x` is `[N, features]` or channels-last `[N, H, W, C]`; `y` is
 /// `[N, outputs]` (or `[N]` class indices for sparse categorical cross-entropy).
-public final class Sequential {
-    /// The layers, in order.
+///
+/// Freezing (Keras's `layer.trainable = False`): `setTrainable(_:layer:)` takes effect at the next
+/// `compile` (or at `build`), as in Keras. A frozen layer's weights are not updated (the optimizer never
+/// sees them) but stay in `parameterWeights` (Keras's `get_weights`); a frozen BatchNormalization runs in
+/// inference mode while training, keeping its moving statistics.
+public class Functional {
+    /// The layers, in the order they are built (topological).
     public private(set) var layers: [any Layer]
+    /// Whether each layer (by index in `layers`) is trained.
+    public private(set) var layerTrainable: [Bool]
+    /// The values each layer reads: `0` is the model's input, `k` the output of `layers[k - 1]`.
+    public private(set) var connections: [[Int]]
+    /// The value the model outputs (`layers.count` for a chain).
+    public private(set) var outputValue: Int
     /// The input shape without the batch axis (channels-last for images); else the first layer's.
     public let declaredInputShape: [Int]?
     /// Seeds the weight initialisation.
     public let seed: UInt64
     /// The graph, once built (by `build()` or `compile`).
     public private(set) var graph: Graph?
-    /// Trainable weight names, in layer order.
+    /// Every layer weight (trained or frozen; not constants such as moving statistics), in layer order:
+    /// what Keras's `get_weights` returns.
+    public private(set) var parameterWeights: [String] = []
+    /// The weights the optimizer updates (the parameters of trainable layers), in layer order.
     public private(set) var trainableWeights: [String] = []
+    /// The trainable weights of each layer (those a frozen layer would train when unfrozen).
+    private var layerWeights: [[String]] = []
     /// L2 factors by weight name (Keras's `kernel_regularizer=l2(x)`): `x · Σ w²` joins the loss.
     public private(set) var regularization: [String: Float] = [:]
     /// Epochs trained so far, over all `fit` calls (saved in checkpoints): epoch `e` draws its shuffling
@@ -57,20 +75,52 @@ public final class Sequential {
     private var inputGradientEngine: GradientEngine?
     /// Steps taken by `trainOnBatch` and `trainOnOutputGradient` (seeds their dropout masks).
     private var batchSteps: UInt64 = 0
+    /// The graph's name.
+    private let graphName: String
 
-    /// A model of `layers`; `inputShape` (without the batch axis) may instead come from the first layer.
-    public init(_ layers: [any Layer] = [], inputShape: [Int]? = nil, seed: UInt64 = 0,
-                registry: OpRegistry = TrainingOps.sharedRegistry) {
+    /// A model of `layers` wired by `connections` (see the properties), outputting `outputValue`; usually
+    /// made by `Sequential` or `Functional(input:output:)` instead.
+    /// - Throws: `.invalidArgument` when a layer reads a value that is not the input or an earlier layer's.
+    public init(layers: [any Layer], connections: [[Int]], outputValue: Int, inputShape: [Int]?, seed: UInt64 = 0,
+                registry: OpRegistry = TrainingOps.sharedRegistry, graphName: String = "functional") throws {
+        for (k, inputs) in connections.enumerated() where inputs.isEmpty || inputs.contains(where: { $0 < 0 || $0 > k }) {
+            throw LatheError.invalid("layer \(k) reads values \(inputs); a layer reads the input or earlier layers' outputs")
+        }
+        guard layers.count == connections.count, outputValue >= 0, outputValue <= layers.count else {
+            throw LatheError.invalid("model output \(outputValue) is not a value of its \(layers.count) layers")
+        }
         self.layers = layers
+        self.layerTrainable = layers.map { _ in true }
+        self.connections = connections
+        self.outputValue = outputValue
         self.declaredInputShape = inputShape
         self.seed = seed
         self.registry = registry
+        self.graphName = graphName
     }
 
-    /// Appends a layer; the model must not be built yet.
-    public func add(_ layer: any Layer) throws {
+    /// Appends a layer reading `inputs`, making its output the model's; the model must not be built yet.
+    func append(_ layer: any Layer, inputs: [Int]) throws {
         guard graph == nil else { throw LatheError(.invalidState, "cannot add a layer after the model is built") }
         layers.append(layer)
+        layerTrainable.append(true)
+        connections.append(inputs)
+        outputValue = layers.count
+    }
+
+    /// Freezes (`false`) or unfreezes layer `index` (Keras's `layer.trainable`); takes effect at the next
+    /// `compile` (or `build`), as in Keras.
+    /// - Throws: `.invalidArgument` for an index out of range.
+    public func setTrainable(_ trainable: Bool, layer index: Int) throws {
+        guard layers.indices.contains(index) else {
+            throw LatheError.invalid("setTrainable: layer \(index) is out of range (the model has \(layers.count) layers)")
+        }
+        layerTrainable[index] = trainable
+    }
+
+    /// Sets whether every layer is trained (Keras's `model.trainable`); takes effect at the next `compile`.
+    public func setTrainable(_ trainable: Bool) {
+        layerTrainable = layers.map { _ in trainable }
     }
 
     /// The weights by name (live: they change as the model trains).
@@ -78,7 +128,7 @@ public final class Sequential {
 
     /// Builds the graph and initialises the weights from `seed` (done by `compile` when needed).
     /// - Throws: `.invalidArgument` without an input shape or with a bad layer setting; `.shapeMismatch`
-    ///   when a layer cannot take its input.
+    ///   when a layer cannot take its input(s).
     @discardableResult
     public func build() throws -> Graph {
         if let graph { return graph }
@@ -87,8 +137,22 @@ public final class Sequential {
         }
         guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else { throw LatheError.invalid("bad input shape \(shape)") }
         var builder = GraphBuilder(seed: seed)
-        var value = LayerValue(name: "input", shape: shape, channelsFirst: false)
-        for layer in layers { value = try layer.build(&builder, value) }
+        var values = [LayerValue(name: "input", shape: shape, channelsFirst: false)]
+        var perLayer: [[String]] = []
+        for (layer, inputs) in zip(layers, connections) {
+            let before = builder.trainable.count
+            let operands = inputs.map { values[$0] }
+            if let merge = layer as? any MergeLayer {
+                values.append(try merge.build(&builder, operands))
+            } else {
+                guard operands.count == 1 else {
+                    throw LatheError.invalid("\(type(of: layer)) takes one input, got \(operands.count) (merge them with Add or Concatenate)")
+                }
+                values.append(try layer.build(&builder, operands[0]))
+            }
+            perLayer.append(Array(builder.trainable[before...]))
+        }
+        var value = values[outputValue]
         if value.channelsFirst {   // back to the user's channels-last layout
             value.name = builder.add("Transpose", builder.uniqueName("to_channels_last"), inputs: [value.name],
                                      attributes: ["perm": .ints([0, 2, 3, 1])])
@@ -96,20 +160,32 @@ public final class Sequential {
         }
         let output = "output"
         builder.nodes.append(Node(name: output, opType: "Identity", inputs: [value.name], outputs: [output]))
-        let graph = Graph(name: "sequential",
+        let graph = Graph(name: graphName,
                           inputs: [ValueInfo(name: "input", dtype: .float32, dims: [.symbolic("N")] + shape.map { .fixed($0) })],
                           outputs: [ValueInfo(name: output, dtype: .float32, dims: [.symbolic("N")] + value.shape.map { .fixed($0) })],
                           nodes: builder.nodes, initializers: builder.initializers, opsets: ["": 17])
-        engine = try GradientEngine(graph: graph, registry: registry, differentiable: builder.trainable)
-        self.graph = graph
-        self.trainableWeights = builder.trainable
+        self.layerWeights = perLayer
+        self.parameterWeights = builder.parameters
         self.regularization = builder.l2
+        self.graph = graph
+        try applyTrainable()
         return graph
     }
 
-    /// Sets the training configuration, building the model first if needed.
+    /// Makes `trainableWeights` those of the trainable layers, recreating the gradient engine when they changed.
+    private func applyTrainable() throws {
+        guard let graph else { return }
+        let wanted = zip(layerWeights, layerTrainable).flatMap { $0.1 ? $0.0 : [] }
+        if engine != nil && wanted == trainableWeights { return }
+        engine = try GradientEngine(graph: graph, registry: registry, differentiable: wanted)
+        trainableWeights = wanted
+    }
+
+    /// Sets the training configuration, building the model first if needed; layers frozen or unfrozen
+    /// since the last compile take their new state here.
     public func compile(optimizer: Optimizer, loss: Loss, metrics: [Metric] = []) throws {
         let graph = try build()
+        try applyTrainable()
         self.optimizer = optimizer
         self.loss = loss
         self.metrics = metrics
@@ -373,6 +449,22 @@ public final class Sequential {
     }
 }
 
+/// A linear stack of layers (Keras's Sequential): a `Functional` model whose layers form a chain.
+public final class Sequential: Functional {
+    /// A model of `layers`; `inputShape` (without the batch axis) may instead come from the first layer.
+    public init(_ layers: [any Layer] = [], inputShape: [Int]? = nil, seed: UInt64 = 0,
+                registry: OpRegistry = TrainingOps.sharedRegistry) {
+        // A chain's connections are always valid.
+        try! super.init(layers: layers, connections: layers.indices.map { [$0] }, outputValue: layers.count,
+                        inputShape: inputShape, seed: seed, registry: registry, graphName: "sequential")
+    }
+
+    /// Appends a layer; the model must not be built yet.
+    public func add(_ layer: any Layer) throws {
+        try append(layer, inputs: [layers.count])
+    }
+}
+
 /// The samples `indices` of `t` (along axis 0), copied into a new tensor.
 func rows(_ t: Tensor, _ indices: [Int]) throws -> Tensor {
     let out = try Tensor(t.dtype, shape: [indices.count] + t.shape.dropFirst())
@@ -393,7 +485,7 @@ func firstNonFinite(_ t: Tensor) -> Int? {
     return nil
 }
 
-extension Sequential {
+extension Functional {
     /// The trained model as ONNX bytes: the inference graph (Dropout removed), channels-last input.
     public func onnxBytes() throws -> [UInt8] {
         try ONNXExporter.modelBytes(build(), producer: "lathe.train")
@@ -411,7 +503,7 @@ extension Sequential {
 
 // MARK: - Step-by-step training (Keras's train_on_batch; alternating models such as GANs)
 
-extension Sequential {
+extension Functional {
     /// One optimizer step on one batch in training mode (Keras's `train_on_batch`).
     /// - Returns: the batch's loss (before the step, with the L2 penalty) and metrics.
     /// - Throws: `.invalidState` before `compile`; shape errors; `.invalidArgument` for a non-finite input,
@@ -424,14 +516,13 @@ extension Sequential {
         try requireFinite(x, "x")
         batchSteps += 1
         let output = try engine.forward(["input": x], training: true, seed: mix(seed, batchSteps))[0]
-        let value = try lossAndBackward(engine, loss, output: output, target: y)
-            + optimizer.penalty(trainableWeights.map { graph!.initializers[$0]! })
+        let value = try lossAndBackward(engine, loss, output: output, target: y, weights: nil) + penalty()
         guard value.isFinite else { throw LatheError.invalid("trainOnBatch: loss is not finite (\(value)); weights unchanged") }
         var logs = ["loss": value]
-        for metric in metrics {
-            var total = (0.0, 0.0)
-            metric.accumulate(prediction: output, target: y, loss: loss, into: &total)
-            logs[metric.name] = metric.finish(total)
+        for (metric, key) in zip(metrics, metricKeys) {
+            var totals = metric.makeTotals()
+            metric.accumulate(prediction: output, target: y, loss: loss, into: &totals)
+            logs[key] = metric.finish(totals)
         }
         try applyGradients(engine, optimizer)
         return logs
