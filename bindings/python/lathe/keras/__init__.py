@@ -12,7 +12,8 @@ raises `UnsupportedError` (a `lathe.LatheError` and a `NotImplementedError`) nam
 
 from . import callbacks, layers, losses, metrics, models, optimizers, regularizers, utils
 from ._engine import UnsupportedError
-from .models import Sequential
+from .layers import Input
+from .models import Model, Sequential
 
-__all__ = ["Sequential", "UnsupportedError", "callbacks", "layers", "losses", "metrics", "models", "optimizers",
+__all__ = ["Input", "Model", "Sequential", "UnsupportedError", "callbacks", "layers", "losses", "metrics", "models", "optimizers",
            "regularizers", "utils"]

@@ -44,6 +44,7 @@ def _declare():
         "lathe_sequential_load_checkpoint": (status, [handle, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]),
         "lathe_sequential_predict": (status, [handle] + array + [ctypes.c_int, floats, ctypes.c_size_t]),
         "lathe_sequential_summary": (status, [handle, string_out]),
+        "lathe_sequential_set_trainable": (status, [handle, ctypes.c_char_p, ctypes.c_int]),
         "lathe_sequential_weight_count": (status, [handle, ctypes.POINTER(ctypes.c_size_t)]),
         "lathe_sequential_get_weights": (status, [handle, floats, ctypes.c_size_t]),
         "lathe_sequential_set_weights": (status, [handle, floats, ctypes.c_size_t]),
@@ -161,6 +162,10 @@ class Engine:
         check(lib.lathe_sequential_predict(self._handle, *array_arguments(x), batch_size,
                                            out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), out.size))
         return out
+
+    def set_trainable(self, layer_name, trainable):
+        """Freezes or unfreezes a layer from the next compile on."""
+        check(lib.lathe_sequential_set_trainable(self._handle, layer_name.encode(), int(bool(trainable))))
 
     def summary(self):
         text = ctypes.c_char_p()

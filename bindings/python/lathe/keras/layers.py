@@ -55,7 +55,7 @@ class Layer:
         if self.input_shape is not None:
             config["input_shape"] = list(self.input_shape)
         if not self.trainable:
-            config["frozen"] = True
+            config["trainable"] = False
         return config
 
     def _config(self):
@@ -65,8 +65,66 @@ class Layer:
         """The layer's entry of the model spec: `{"class_name": ..., "config": {...}}`."""
         return {"class_name": type(self).__name__, "config": self.get_config()}
 
+    def __call__(self, inputs, *args, **kwargs):
+        """Applies the layer to symbolic inputs (`x = Dense(8)(inp)`) to build a functional `Model`; a
+        merge layer takes a list. Each layer object can be called once (shared layers are not supported)."""
+        values = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if not values or not all(isinstance(v, KerasTensor) for v in values):
+            from ._engine import UnsupportedError
+            raise UnsupportedError(f"{self.name}: layers are called on Input(...) values to build a Model, "
+                                   f"not on data (got {type(inputs).__name__})")
+        if args or kwargs:
+            from ._engine import UnsupportedError
+            raise UnsupportedError(f"{self.name}: call arguments {list(kwargs) or args} are not supported")
+        if getattr(self, "_called", False):
+            from ._engine import UnsupportedError
+            raise UnsupportedError(f"{self.name}: the layer is already used in the graph (shared layers are not supported)")
+        if not isinstance(self, _Merge) and len(values) != 1:
+            from .._errors import LatheError, Status
+            raise LatheError(Status.INVALID_ARGUMENT, f"{self.name} takes one input, got {len(values)}")
+        self._called = True
+        return KerasTensor(self, values)
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
+
+
+class KerasTensor:
+    """A symbolic value of a functional model: an `Input`, or a layer applied to such values."""
+
+    def __init__(self, layer, inputs):
+        self.layer, self.inputs = layer, inputs
+
+    def __repr__(self):
+        return f"<KerasTensor from {self.layer.name}>"
+
+
+def Input(shape=None, batch_size=None, name=None, batch_shape=None, dtype=None, **kwargs):
+    """`keras.Input`: a functional model's input of `shape` (without the batch axis; channels-last for
+    images); also accepted by `Sequential.add` as the input declaration."""
+    if shape is None and batch_shape is None:
+        from .._errors import LatheError, Status
+        raise LatheError(Status.INVALID_ARGUMENT, "Input needs a shape (without the batch axis)")
+    return KerasTensor(InputLayer(shape=shape, batch_shape=batch_shape, name=name or _unique_name("input_layer")), [])
+
+
+class _Merge(Layer):
+    """A layer that merges two or more values (called on a list)."""
+
+
+class Add(_Merge):
+    """The sum of two or more values of the same shape."""
+
+
+class Concatenate(_Merge):
+    """Values joined along `axis` (the batch axis is 0; images channels-last, so -1 joins channels)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = int(axis)
+
+    def _config(self):
+        return {"axis": self.axis}
 
 
 class InputLayer(Layer):
@@ -76,11 +134,6 @@ class InputLayer(Layer):
         if batch_shape is not None:
             shape = tuple(batch_shape)[1:]
         super().__init__(name=name, input_shape=shape if shape is not None else input_shape, **kwargs)
-
-
-def Input(shape=None, batch_size=None, name=None, dtype=None, **kwargs):
-    """`keras.Input` for a Sequential model: an InputLayer of `shape`."""
-    return InputLayer(shape=shape, batch_size=batch_size, name=name, **kwargs)
 
 
 class Dense(Layer):
@@ -341,6 +394,6 @@ def _pair(value):
     return [int(v) for v in value]
 
 
-__all__ = ["Activation", "AveragePooling2D", "BatchNormalization", "Conv1D", "Conv2D", "Conv2DTranspose", "Dense",
+__all__ = ["Activation", "Add", "Concatenate", "KerasTensor", "AveragePooling2D", "BatchNormalization", "Conv1D", "Conv2D", "Conv2DTranspose", "Dense",
            "Dropout", "Flatten", "GRU", "GlobalAveragePooling2D", "Input", "InputLayer", "LSTM", "Layer",
            "MaxPooling1D", "MaxPooling2D", "Reshape", "SimpleRNN"]

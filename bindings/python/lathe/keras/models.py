@@ -54,7 +54,9 @@ class Sequential(StepTraining):
     # Building -----------------------------------------------------------------------------------
 
     def add(self, layer):
-        """Appends a layer (before the model is built)."""
+        """Appends a layer (before the model is built); an `Input(...)` value declares the input shape."""
+        if isinstance(layer, layers_module.KerasTensor) and isinstance(layer.layer, layers_module.InputLayer):
+            layer = layer.layer
         if not isinstance(layer, layers_module.Layer):
             raise LatheError(Status.INVALID_ARGUMENT, f"Sequential.add takes a lathe.keras layer, got {layer!r}")
         if self._engine is not None:
@@ -143,6 +145,9 @@ class Sequential(StepTraining):
 
     def _apply_compile(self):
         self.optimizer._engine = None
+        for layer in self.layers:   # Keras's layer.trainable takes effect at compile (ONNXModel's is its import default)
+            if not isinstance(layer, (layers_module.InputLayer, _onnx_layer_class())):
+                self._engine.set_trainable(layer.name, layer.trainable)
         self._engine.compile(*self._compiled)
         self.optimizer._engine = self._engine
 
@@ -340,6 +345,66 @@ class Sequential(StepTraining):
             print_fn(line)
 
 
+def _onnx_layer_class():
+    from .onnx_models import ONNXModel
+    return ONNXModel
+
+
+class Model(Sequential):
+    """A functional model (Keras's `Model(inputs=..., outputs=...)`): layers called on `Input(...)` values,
+    wired as a directed acyclic graph from one input to one output; compile/fit/evaluate/predict/save/
+    get_weights as Sequential. `layers` lists the input layer, then the layers in a topological order."""
+
+    def __init__(self, inputs=None, outputs=None, name=None, seed=None):
+        single = lambda v, what: v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v
+        inputs, outputs = single(inputs, "inputs"), single(outputs, "outputs")
+        if isinstance(inputs, (list, tuple)) or isinstance(outputs, (list, tuple)):
+            raise metrics_module.UnsupportedError("Model: several inputs or outputs are not supported (one each)")
+        if not isinstance(inputs, layers_module.KerasTensor) or not isinstance(inputs.layer, layers_module.InputLayer):
+            raise LatheError(Status.INVALID_ARGUMENT, "Model: inputs must be an Input(...) value")
+        if not isinstance(outputs, layers_module.KerasTensor):
+            raise LatheError(Status.INVALID_ARGUMENT, f"Model: outputs must be a layer's output value, got {outputs!r}")
+        super().__init__(name=name or "functional", seed=seed)
+        order, seen, stack = [], {id(inputs)}, [(outputs, False)]
+        while stack:   # depth-first post-order from the output
+            value, expanded = stack.pop()
+            if id(value) in seen and not expanded:
+                continue
+            if expanded:
+                seen.add(id(value))
+                order.append(value)
+                continue
+            if isinstance(value.layer, layers_module.InputLayer):
+                raise LatheError(Status.INVALID_ARGUMENT, f"Model: the output depends on input '{value.layer.name}', "
+                                 "which is not the model's input (a disconnected graph)")
+            stack.append((value, True))
+            stack.extend((v, False) for v in reversed(value.inputs) if id(v) not in seen)
+        self._input = inputs
+        self._nodes = order
+        self.layers = [inputs.layer] + [v.layer for v in order]
+        self.inputs, self.outputs = [inputs], [outputs]
+
+    def add(self, layer):
+        raise LatheError(Status.INVALID_STATE, "a functional Model is defined by its inputs and outputs; add is for Sequential")
+
+    def pop(self):
+        raise LatheError(Status.INVALID_STATE, "a functional Model is defined by its inputs and outputs; pop is for Sequential")
+
+    def _declared_input_shape(self):
+        return self._input.layer.input_shape
+
+    def _spec(self, input_shape):
+        entries = [{"class_name": "InputLayer", "name": self._input.layer.name,
+                    "config": {"name": self._input.layer.name, "shape": [int(d) for d in input_shape]}}]
+        for value in self._nodes:
+            entry = value.layer.spec()
+            entry["name"] = value.layer.name
+            entry["inbound_nodes"] = [v.layer.name for v in value.inputs]
+            entries.append(entry)
+        return {"class_name": "Functional", "seed": self.seed,
+                "config": {"name": self.name, "layers": entries, "output_layers": [self._nodes[-1].layer.name]}}
+
+
 def _class_weight_array(class_weight):
     """Keras's {class: weight} as a float32 array indexed by class (1 for classes not listed)."""
     import numpy
@@ -366,7 +431,7 @@ class _Progress:
         print(f"Epoch {epoch + 1}/{self.epochs} - {bar}{seconds:.2f}s - {values}", flush=True)
 
 
-__all__ = ["Sequential"]
+__all__ = ["Model", "Sequential"]
 
 # Fine-tuning imported ONNX networks: `load_onnx` lives in lathe.keras.onnx_models.
 from .onnx_models import load_onnx  # noqa: E402
