@@ -44,7 +44,8 @@ def test_frozen_backbone_new_head_learns_scratches(tmp_path):
     model = load_onnx(DEFECT_CNN, cut_at="relu_10")
     model.add(Dense(1, activation="sigmoid"))
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    assert [w.shape for w in model.get_weights()] == [(128, 1), (1,)]   # only the head trains
+    assert [w.shape for w in model.trainable_weights] == [(128, 1), (1,)]   # only the head trains
+    assert len(model.get_weights()) == 6   # frozen backbone weights are listed too, as in Keras
     backbone = {k: v for k, v in initializers(model.to_onnx()).items() if k.startswith("imported/")}
     assert sorted(backbone) == ["imported/conv_b_2", "imported/conv_w_1", "imported/fc_b_8", "imported/fc_w_7"]
     x_train, y_train = scratches(300, 1)
@@ -90,7 +91,7 @@ def test_freeze_and_unfreeze_by_name():
     base = load_onnx(DEFECT_CNN, unfreeze=["fc_b_8"], cut_at="relu_10")
     base.add(Dense(1))
     base.compile(optimizer="adam", loss="mse")
-    assert [w.shape for w in base.get_weights()] == [(128,), (128, 1), (1,)]
+    assert [w.shape for w in base.trainable_weights] == [(128,), (128, 1), (1,)]
 
 
 def test_bad_names_are_reported():

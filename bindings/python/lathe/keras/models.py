@@ -149,6 +149,7 @@ class Sequential(StepTraining):
             if not isinstance(layer, (layers_module.InputLayer, _onnx_layer_class())):
                 self._engine.set_trainable(layer.name, layer.trainable)
         self._engine.compile(*self._compiled)
+        self._summary = self._engine.summary()   # which weights train changes at compile
         self.optimizer._engine = self._engine
 
     def _require_compiled(self, what):
@@ -274,7 +275,7 @@ class Sequential(StepTraining):
     # Weights and saving -------------------------------------------------------------------------
 
     def get_weights(self):
-        """The trainable weights as numpy arrays, in layer order (Dense kernels `[in, out]`; Conv2D kernels in
+        """Every weight (trained or frozen, as Keras) as numpy arrays, in layer order (Dense kernels `[in, out]`; Conv2D kernels in
         ONNX layout `[filters, C, kh, kw]`, not Keras's `[kh, kw, C, filters]`)."""
         self._require_built()
         flat = self._engine.get_weights()
@@ -284,6 +285,11 @@ class Sequential(StepTraining):
             arrays.append(flat[start:start + size].reshape(weight["shape"]).copy())
             start += size
         return arrays
+
+    @property
+    def trainable_weights(self):
+        """The weights the optimizer updates (those of trainable layers), as numpy arrays, in layer order."""
+        return [w for w, info in zip(self.get_weights(), self._summary["weights"]) if info["trainable"]]
 
     def set_weights(self, weights):
         """Overwrites the weights from arrays shaped as get_weights returns them."""

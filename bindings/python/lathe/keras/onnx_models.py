@@ -22,7 +22,7 @@ exactly as the ONNX model declares them (e.g. channels-first `(N, 1, 28, 28)`). 
 * `cut_at` names the tensor where the imported graph ends (nodes after it are dropped); a per-sample
   rank-3 tensor there is read as channels-first `(C, H, W)` by the layers added after it.
 
-Frozen weights are not in `get_weights()` (trainable weights only) but are kept, bit for bit, in the
+Frozen weights are in `get_weights()` (as Keras lists them; `trainable_weights` has the trained ones) and kept, bit for bit, in the
 exported model under the names `imported/<initializer>`.
 """
 
