@@ -43,16 +43,13 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
 /// Products of at most this many multiply-adds run as direct loops: a BLAS call's set-up costs more.
 let smallProductLimit = 4096
 
-/// `sgemm` for tiny products (a small MLP's layers at batch 1), vectorised over 16 columns of a
-/// row-major B or over k for dot products against a transposed B; with beta 0, C is not read.
+/// `sgemm` for tiny products (a small MLP's layers at batch 1): dot products vectorised over k against
+/// a transposed B, otherwise rank-1 updates of C's row that the compiler vectorises over n. With beta 0,
+/// C is not read.
 private func smallGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    typealias V = VectorMath.V
     let width = VectorMath.width
-    @inline(__always) func finish(_ sum: Float, _ out: UnsafeMutablePointer<Float>) {
-        out.pointee = beta == 0 ? alpha * sum : alpha * sum + beta * out.pointee
-    }
     for i in 0..<m {
         let row = c + i * ldc
         /// Element p of row i of op(A).
@@ -61,7 +58,7 @@ private func smallGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha
             // Each output is a dot product of row i of op(A) with row j of B.
             for j in 0..<n {
                 let bRow = b + j * ldb
-                var acc = V()
+                var acc = VectorMath.V()
                 var p = 0
                 if !transA {
                     let aRow = a + i * lda
@@ -69,25 +66,17 @@ private func smallGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha
                         acc += VectorMath.load(aRow + p) * VectorMath.load(bRow + p)
                         p += width
                     }
-                    if p < k { acc += VectorMath.loadPartial(aRow + p, k - p) * VectorMath.loadPartial(bRow + p, k - p) }
-                    p = k
                 }
                 var sum = acc.sum()
                 while p < k { sum += aAt(p) * bRow[p]; p += 1 }
-                finish(sum, row + j)
+                row[j] = beta == 0 ? alpha * sum : alpha * sum + beta * row[j]
             }
         } else {
-            // 16 columns at a time: Σ_p A[i, p] · B[p, j..<j+16].
-            var j = 0
-            while j < n {
-                let lanes = min(width, n - j)
-                var acc = V()
-                for p in 0..<k {
-                    let bRow = b + p * ldb + j
-                    acc += aAt(p) * (lanes == width ? VectorMath.load(bRow) : VectorMath.loadPartial(bRow, lanes))
-                }
-                for l in 0..<lanes { finish(acc[l], row + j + l) }
-                j += lanes
+            // C[i, :] = beta·C[i, :] + Σ_p (alpha·A[i, p]) · B[p, :].
+            if beta == 0 { row.update(repeating: 0, count: n) } else if beta != 1 { for j in 0..<n { row[j] *= beta } }
+            for p in 0..<k {
+                let scale = alpha * aAt(p), bRow = b + p * ldb
+                for j in 0..<n { row[j] += scale * bRow[j] }
             }
         }
     }

@@ -25,13 +25,13 @@ enum VectorMath {
     /// Loads the first `count` (< 16) floats of `p`, the other lanes 0.
     @inline(__always) static func loadPartial(_ p: UnsafePointer<Float>, _ count: Int) -> V {
         var v = V()
-        for i in 0..<count { v[i] = p[i] }
+        withUnsafeMutableBytes(of: &v) { $0.baseAddress!.copyMemory(from: p, byteCount: count * MemoryLayout<Float>.size) }
         return v
     }
 
     /// Stores the first `count` (< 16) lanes of `v` to `p`.
     @inline(__always) static func storePartial(_ v: V, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
-        for i in 0..<count { p[i] = v[i] }
+        withUnsafeBytes(of: v) { UnsafeMutableRawPointer(p).copyMemory(from: $0.baseAddress!, byteCount: count * MemoryLayout<Float>.size) }
     }
 
     /// `y[i] = f(x[i])` for `count` floats, 16 at a time; the tail goes through one padded vector.
