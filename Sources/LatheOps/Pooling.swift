@@ -184,15 +184,15 @@ final class PoolKernel: Kernel {
             let chunk = (planes + lanes - 1) / lanes
             context.pool.parallelFor(lanes) { lane in
                 let lo = lane * chunk, hi = min(planes, lo + chunk)
-                if lo < hi { poolPlanes(x, y, g, lo..<hi) }
+                if lo < hi { poolPlanes(x, y, lo..<hi) }
             }
             return
         }
         try computePlanes(inputs, outputs)
     }
 
-    /// Planes `range` of X into Y without Indices, on the caller's thread.
-    private func poolPlanes(_ x: Tensor, _ y: Tensor, _ g: SpatialWindow, _ range: Range<Int>) {
+    /// Planes `range` of X into Y without Indices, on the caller's thread (needs the plan-time geometry).
+    private func poolPlanes(_ x: Tensor, _ y: Tensor, _ range: Range<Int>) {
         let (g, table, _) = resolved!
         let inCount = g.inputCount, outCount = g.outputCount
         if g.rank == 2, g.dilations == [1, 1] {
@@ -245,7 +245,7 @@ final class PoolKernel: Kernel {
         let planes = x.shape[0] * x.shape[1], inCount = g.inputCount, outCount = g.outputCount
         let indices = outputs.count > 1 ? outputs[1] : nil
         if indices == nil, resolved != nil {
-            poolPlanes(x, y, g, 0..<planes)
+            poolPlanes(x, y, 0..<planes)
             return
         }
         if indices == nil, g.rank == 2, g.dilations == [1, 1] {
