@@ -182,7 +182,7 @@ def markdown(data):
                      f"| **{times(derived['engine_p50'])}** |")
 
     lines += ["", "## Python level, batch 1 (µs)", "",
-              "`lathe.Model.predict(x)` against `InferenceSession.run` and IOBinding (input and output pre-bound); "
+              "`lathe.Model.bind(x).run()` (input bound once, output buffer reused; `predict` before the binding had `bind`) against `InferenceSession.run` and IOBinding (input and output pre-bound); "
               "the faster ORT path by p50 is compared.", "",
               "| model | Lathe p50 | Lathe p99 | Lathe max | ORT path | ORT p50 | ORT p99 | ORT max "
               "| ORT run p50 | ORT IOBinding p50 | Lathe/ORT p50 |",
@@ -197,7 +197,7 @@ def markdown(data):
                      f"| **{times(metrics(entry)['python_p50'])}** |")
 
     lines += ["", "## Batch 64 throughput (samples/s)", "",
-              "Lathe through Python (`predict`) and through C; ORT's faster Python path. GFLOP/s counts Conv, "
+              "Lathe through Python (`bind(x).run()`) and through C; ORT's faster Python path. GFLOP/s counts Conv, "
               f"Gemm and LSTM multiply-adds ×2 at Lathe's C throughput; the ceiling is {SGEMM_CEILING_GFLOPS:.0f} GFLOP/s.",
               "",
               "| model | Lathe (Python) | Lathe (C) | ORT 1 thread | Lathe/ORT | Lathe GFLOP/s | ORT GFLOP/s "

@@ -44,12 +44,22 @@ public final class Session {
     private var arena: Storage?
     private var hasRun = false
 
-    /// A plan step ready to execute: kernel, argument tensors and scratch.
-    private struct BoundStep {
+    /// A plan step ready to execute: kernel, argument tensors and scratch. A class, so a run borrows
+    /// each step's fields instead of copying (and retaining) them.
+    private final class BoundStep {
         let step: Model.Step
+        let kernel: any Kernel
         var inputs: [Tensor?]
-        var outputs: [Tensor?]
+        let outputs: [Tensor?]
         let context: RunContext
+
+        init(step: Model.Step, inputs: [Tensor?], outputs: [Tensor?], context: RunContext) {
+            self.step = step
+            self.kernel = step.kernel
+            self.inputs = inputs
+            self.outputs = outputs
+            self.context = context
+        }
     }
 
     /// Where a graph input (or a view of it) must be bound before a run.
@@ -184,12 +194,13 @@ public final class Session {
             values[view.value] = tensor
             for (s, slot) in view.slots { bound[s].inputs[slot] = tensor }
         }
-        for s in bound.indices {
-            let b = bound[s]
-            do {
-                try b.step.kernel.compute(b.inputs, b.outputs, context: b.context)
-            } catch let error as LatheError {
-                throw LatheError(error.status, Plan.located(error.message, b.step))
+        try bound.withUnsafeBufferPointer { steps in
+            for b in steps {
+                do {
+                    try b.kernel.compute(b.inputs, b.outputs, context: b.context)
+                } catch let error as LatheError {
+                    throw LatheError(error.status, Plan.located(error.message, b.step))
+                }
             }
         }
         hasRun = true

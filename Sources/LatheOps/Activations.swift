@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import LatheCore
 
 /// Elementwise float32 activations: Relu, LeakyRelu, Sigmoid, Tanh, Clip.
@@ -14,25 +11,34 @@ enum ActivationOps {
     }
 }
 
-/// Logistic function, stable for large |x|.
-@inline(__always) func sigmoid(_ x: Float) -> Float {
-    x >= 0 ? 1 / (1 + expf(-x)) : { let e = expf(x); return e / (1 + e) }()
-}
-
 extension FusedActivation {
-    /// `y[i] = f(x[i])` for `count` elements (`x` may equal `y`).
+    /// `y[i] = f(x[i])` for `count` elements (`x` may equal `y`), vectorised (see `VectorMath`).
     func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
-        case .relu: for i in 0..<count { y[i] = max(x[i], 0) }
-        case .leakyRelu(let alpha): for i in 0..<count { let v = x[i]; y[i] = v >= 0 ? v : alpha * v }
-        case .clip(let lo, let hi): for i in 0..<count { y[i] = min(max(x[i], lo), hi) }
-        case .sigmoid: for i in 0..<count { y[i] = LatheOps.sigmoid(x[i]) }
-        case .tanh: for i in 0..<count { y[i] = tanhf(x[i]) }
+        case .relu: VectorMath.map(x, y, count: count, VectorMath.relu)
+        case .leakyRelu(let alpha): VectorMath.map(x, y, count: count) { VectorMath.leakyRelu($0, alpha) }
+        case .clip(let lo, let hi): VectorMath.map(x, y, count: count) { VectorMath.clip($0, lo, hi) }
+        case .sigmoid: VectorMath.map(x, y, count: count, VectorMath.sigmoid)
+        case .tanh: VectorMath.map(x, y, count: count, VectorMath.tanh)
         }
     }
 
     /// Applies the activation in place over `count` elements.
     @inline(__always) func apply(_ p: UnsafeMutablePointer<Float>, count: Int) { apply(p, p, count: count) }
+}
+
+/// `y[i] = activation(x[i] + bias)` for `count` elements in one vectorised pass (`x` may equal `y`):
+/// a producing kernel's bias and fused activation on its output write.
+func addBiasAndActivate(_ activation: FusedActivation?, _ x: UnsafePointer<Float>, bias: Float,
+                        _ y: UnsafeMutablePointer<Float>, count: Int) {
+    switch activation {
+    case nil: VectorMath.map(x, y, count: count) { $0 + bias }
+    case .relu: VectorMath.map(x, y, count: count) { VectorMath.relu($0 + bias) }
+    case .leakyRelu(let alpha): VectorMath.map(x, y, count: count) { VectorMath.leakyRelu($0 + bias, alpha) }
+    case .clip(let lo, let hi): VectorMath.map(x, y, count: count) { VectorMath.clip($0 + bias, lo, hi) }
+    case .sigmoid: VectorMath.map(x, y, count: count) { VectorMath.sigmoid($0 + bias) }
+    case .tanh: VectorMath.map(x, y, count: count) { VectorMath.tanh($0 + bias) }
+    }
 }
 
 /// Applies `activation` (when set) in place over `count` elements.

@@ -375,19 +375,23 @@ final class ConvKernel: Kernel {
         /// Convolves image `n` with the unfold scratch `col`.
         func image(_ n: Int, _ col: UnsafeMutablePointer<Float>) {
             let yn = y.floats + n * filters * outCount
-            if let bias {
-                for m in 0..<filters { (yn + m * outCount).update(repeating: bias.floats[m], count: outCount) }
-            }
             for gi in 0..<group {
                 let xg = x.floats + (n * channels + gi * groupChannels) * inCount
                 let yg = yn + gi * groupFilters * outCount
                 let wg = w.floats + gi * groupFilters * rows
                 if !pointwise { im2col(xg, channels: groupChannels, g, col) }
                 sgemm(transA: false, transB: false, m: groupFilters, n: outCount, k: rows, alpha: 1,
-                      a: wg, lda: rows, b: pointwise ? xg : col, ldb: outCount, beta: bias == nil ? 0 : 1,
+                      a: wg, lda: rows, b: pointwise ? xg : col, ldb: outCount, beta: 0,
                       c: yg, ldc: outCount)
             }
-            applyActivation(activation, yn, count: filters * outCount)
+            if let bias {
+                for m in 0..<filters {
+                    let row = yn + m * outCount
+                    addBiasAndActivate(activation, row, bias: bias.floats[m], row, count: outCount)
+                }
+            } else {
+                applyActivation(activation, yn, count: filters * outCount)
+            }
         }
         /// Convolves images `first..<first + count` with one GEMM per group: their unfolded inputs side by
         /// side in `col`, the product in `product`, then scattered to NCHW with bias and activation.
@@ -408,12 +412,12 @@ final class ConvKernel: Kernel {
                         let dst = y.floats + ((first + j) * filters + m) * outCount
                         let src = product + f * width + j * outCount
                         if let bias {
-                            let b = bias.floats[m]
-                            for i in 0..<outCount { dst[i] = src[i] + b }
+                            addBiasAndActivate(activation, src, bias: bias.floats[m], dst, count: outCount)
+                        } else if let activation {
+                            activation.apply(src, dst, count: outCount)
                         } else {
                             dst.update(from: src, count: outCount)
                         }
-                        applyActivation(activation, dst, count: outCount)
                     }
                 }
             }

@@ -19,6 +19,11 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
         return
     }
+    if m * n * k <= smallProductLimit {
+        smallGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: c, ldc: ldc)
+        return
+    }
     if m == 1 {
         // A single row: a matrix-vector product, which the BLAS runs with far less set-up. With beta 0
         // the row is cleared first, so stale arena bytes (even NaN) cannot leak through `0 · c`.
@@ -33,6 +38,48 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
     }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+}
+
+/// Products of at most this many multiply-adds run as direct loops: a BLAS call's set-up costs more.
+let smallProductLimit = 4096
+
+/// `sgemm` for tiny products (a small MLP's layers at batch 1): dot products vectorised over k against
+/// a transposed B, otherwise rank-1 updates of C's row that the compiler vectorises over n. With beta 0,
+/// C is not read.
+private func smallGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let width = VectorMath.width
+    for i in 0..<m {
+        let row = c + i * ldc
+        /// Element p of row i of op(A).
+        @inline(__always) func aAt(_ p: Int) -> Float { transA ? a[p * lda + i] : a[i * lda + p] }
+        if transB {
+            // Each output is a dot product of row i of op(A) with row j of B.
+            for j in 0..<n {
+                let bRow = b + j * ldb
+                var acc = VectorMath.V()
+                var p = 0
+                if !transA {
+                    let aRow = a + i * lda
+                    while p + width <= k {
+                        acc += VectorMath.load(aRow + p) * VectorMath.load(bRow + p)
+                        p += width
+                    }
+                }
+                var sum = acc.sum()
+                while p < k { sum += aAt(p) * bRow[p]; p += 1 }
+                row[j] = beta == 0 ? alpha * sum : alpha * sum + beta * row[j]
+            }
+        } else {
+            // C[i, :] = beta·C[i, :] + Σ_p (alpha·A[i, p]) · B[p, :].
+            if beta == 0 { row.update(repeating: 0, count: n) } else if beta != 1 { for j in 0..<n { row[j] *= beta } }
+            for p in 0..<k {
+                let scale = alpha * aAt(p), bRow = b + p * ldb
+                for j in 0..<n { row[j] += scale * bRow[j] }
+            }
+        }
+    }
 }
 
 /// Splits the `m` rows of an `m×n×k` product into contiguous chunks, one per lane of `pool`, when the

@@ -170,6 +170,70 @@ final class PoolKernel: Kernel {
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
+        try compute(inputs, outputs, context: .serial)
+    }
+
+    /// Splits the planes (N·C) into one contiguous chunk per lane of the session's pool when there is
+    /// enough work; each plane's arithmetic is the same however they are split.
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], context: RunContext) throws {
+        let x = inputs[0]!, y = outputs[0]!
+        let planes = x.shape[0] * x.shape[1]
+        let lanes = context.pool.threadCount
+        if lanes > 1, outputs.count == 1, let (g, _, _) = resolved, planes >= 2 * lanes,
+           planes * g.outputCount * g.kernelCount >= 1 << 15 {
+            let chunk = (planes + lanes - 1) / lanes
+            context.pool.parallelFor(lanes) { lane in
+                let lo = lane * chunk, hi = min(planes, lo + chunk)
+                if lo < hi { poolPlanes(x, y, lo..<hi) }
+            }
+            return
+        }
+        try computePlanes(inputs, outputs)
+    }
+
+    /// Planes `range` of X into Y without Indices, on the caller's thread (needs the plan-time geometry).
+    private func poolPlanes(_ x: Tensor, _ y: Tensor, _ range: Range<Int>) {
+        let (g, table, _) = resolved!
+        let inCount = g.inputCount, outCount = g.outputCount
+        if g.rank == 2, g.dilations == [1, 1] {
+            for plane in range { pool2D(x.floats + plane * inCount, y.floats + plane * outCount, g) }
+            return
+        }
+        table.offsets.withUnsafeBufferPointer { offsets in
+            table.start.withUnsafeBufferPointer { start in
+                for plane in range {
+                    poolTable(x.floats + plane * inCount, y.floats + plane * outCount, offsets, start, table.paddedCounts)
+                }
+            }
+        }
+    }
+
+    /// One plane through the tap table (any rank and dilation), without Indices.
+    private func poolTable(_ xp: UnsafePointer<Float>, _ yp: UnsafeMutablePointer<Float>, _ offsets: UnsafeBufferPointer<Int>,
+                           _ start: UnsafeBufferPointer<Int>, _ paddedCounts: [Int]) {
+        let outCount = start.count - 1
+        switch mode {
+        case .max:
+            for o in 0..<outCount {
+                var best = -Float.greatestFiniteMagnitude, seen = false
+                for t in start[o]..<start[o + 1] {
+                    let v = xp[offsets[t]]
+                    if !seen || v > best { best = v; seen = true }
+                }
+                yp[o] = best
+            }
+        case .average:
+            for o in 0..<outCount {
+                var sum: Float = 0
+                for t in start[o]..<start[o + 1] { sum += xp[offsets[t]] }
+                let count = countIncludePad ? paddedCounts[o] : start[o + 1] - start[o]
+                yp[o] = sum / Float(count)
+            }
+        }
+    }
+
+    /// Every plane, with Indices when wired.
+    private func computePlanes(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
         let x = inputs[0]!, y = outputs[0]!
         let g: SpatialWindow, table: WindowTable, indexStrides: [Int]
         if let resolved {
@@ -180,6 +244,10 @@ final class PoolKernel: Kernel {
         }
         let planes = x.shape[0] * x.shape[1], inCount = g.inputCount, outCount = g.outputCount
         let indices = outputs.count > 1 ? outputs[1] : nil
+        if indices == nil, resolved != nil {
+            poolPlanes(x, y, 0..<planes)
+            return
+        }
         if indices == nil, g.rank == 2, g.dilations == [1, 1] {
             for plane in 0..<planes { pool2D(x.floats + plane * inCount, y.floats + plane * outCount, g) }
             return
@@ -217,48 +285,103 @@ final class PoolKernel: Kernel {
     }
 
     /// One plane of a two-axis, undilated window: the bounds of each window clipped to the input
-    /// directly, no tap table.
+    /// directly, no tap table. Max keeps the first tap and replaces it by any later larger one
+    /// (so a NaN first tap wins, later NaNs are skipped) in every path.
     private func pool2D(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: SpatialWindow) {
         let (ih, iw) = (g.input[0], g.input[1]), (oh, ow) = (g.output[0], g.output[1])
         let (kh, kw) = (g.kernel[0], g.kernel[1]), (sh, sw) = (g.strides[0], g.strides[1])
         let (ph, pw) = (g.padsBegin[0], g.padsBegin[1])
         let (limitH, limitW) = (ih + g.padsEnd[0], iw + g.padsEnd[1])
         let isMax = mode == .max
+        if isMax, kh == 2, kw == 2, sh == 2, sw == 2, ph == 0, pw == 0, 2 * oh <= ih, 2 * ow <= iw {
+            maxPool2x2(x, y, iw: iw, oh: oh, ow: ow)
+            return
+        }
+        // Output columns whose window lies inside the input: ox in firstInside..<endInside.
+        let firstInside = min(ow, (pw + sw - 1) / sw)
+        let endInside = max(firstInside, min(ow, iw + pw - kw < 0 ? 0 : (iw + pw - kw) / sw + 1))
         for oy in 0..<oh {
             let top = oy * sh - ph
             let y0 = max(top, 0), y1 = min(top + kh, ih)
             let rowsPadded = min(top + kh, limitH) - top
-            for ox in 0..<ow {
+            let yRow = y + oy * ow
+            /// The window of output column `ox`, clipped.
+            @inline(__always) func window(_ ox: Int) -> Float {
                 let left = ox * sw - pw
                 let x0 = max(left, 0), x1 = min(left + kw, iw)
                 if isMax {
                     var best = -Float.greatestFiniteMagnitude
                     var seen = false
-                    var r = y0
-                    while r < y1 {
+                    for r in y0..<max(y0, y1) {
                         let row = x + r * iw
-                        var c = x0
-                        while c < x1 {
+                        for c in x0..<max(x0, x1) {
                             let v = row[c]
                             if !seen || v > best { best = v; seen = true }
-                            c += 1
                         }
-                        r += 1
                     }
-                    y[oy * ow + ox] = best
-                } else {
-                    var sum: Float = 0
-                    var r = y0
-                    while r < y1 {
-                        let row = x + r * iw
-                        var c = x0
-                        while c < x1 { sum += row[c]; c += 1 }
-                        r += 1
-                    }
-                    let count = countIncludePad ? rowsPadded * (min(left + kw, limitW) - left)
-                                                : max(0, y1 - y0) * max(0, x1 - x0)
-                    y[oy * ow + ox] = sum / Float(count)
+                    return best
                 }
+                var sum: Float = 0
+                for r in y0..<max(y0, y1) {
+                    let row = x + r * iw
+                    for c in x0..<max(x0, x1) { sum += row[c] }
+                }
+                let count = countIncludePad ? rowsPadded * (min(left + kw, limitW) - left)
+                                            : max(0, y1 - y0) * max(0, x1 - x0)
+                return sum / Float(count)
+            }
+            for ox in 0..<firstInside { yRow[ox] = window(ox) }
+            if y0 < y1 {
+                // Interior columns: whole window rows, no clipping per tap.
+                let count = Float(countIncludePad ? rowsPadded * kw : (y1 - y0) * kw)
+                for ox in firstInside..<endInside {
+                    let base = x + y0 * iw + ox * sw - pw
+                    if isMax {
+                        var best = base[0]
+                        for r in 0..<(y1 - y0) {
+                            let row = base + r * iw
+                            for c in 0..<kw where row[c] > best { best = row[c] }
+                        }
+                        yRow[ox] = best
+                    } else {
+                        var sum: Float = 0
+                        for r in 0..<(y1 - y0) {
+                            let row = base + r * iw
+                            for c in 0..<kw { sum += row[c] }
+                        }
+                        yRow[ox] = sum / count
+                    }
+                }
+            } else {
+                for ox in firstInside..<endInside { yRow[ox] = window(ox) }
+            }
+            for ox in endInside..<ow { yRow[ox] = window(ox) }
+        }
+    }
+
+    /// MaxPool 2×2, stride 2, no padding: 8 outputs per step from two 16-float rows split into even
+    /// and odd columns.
+    private func maxPool2x2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, iw: Int, oh: Int, ow: Int) {
+        @inline(__always) func larger(_ best: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float> {
+            best.replacing(with: v, where: v .> best)
+        }
+        for oy in 0..<oh {
+            let r0 = x + 2 * oy * iw, r1 = r0 + iw, out = y + oy * ow
+            var ox = 0
+            while ox + 8 <= ow {
+                let a = VectorMath.load(r0 + 2 * ox), b = VectorMath.load(r1 + 2 * ox)
+                let best = larger(larger(larger(a.evenHalf, a.oddHalf), b.evenHalf), b.oddHalf)
+                UnsafeMutableRawPointer(out + ox).storeBytes(of: best, as: SIMD8<Float>.self)
+                ox += 8
+            }
+            while ox < ow {
+                let p = r0 + 2 * ox, q = r1 + 2 * ox
+                var best = p[0]
+                if p[1] > best { best = p[1] }
+                if q[0] > best { best = q[0] }
+                if q[1] > best { best = q[1] }
+                out[ox] = best
+                ox += 1
             }
         }
     }

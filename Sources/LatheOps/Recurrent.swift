@@ -367,6 +367,9 @@ final class LSTMKernel: RecurrentKernel {
             }
             let pI = peephole.map { $0.floats + d * 3 * hidden }
             let pO = pI.map { $0 + hidden }, pF = pI.map { $0 + 2 * hidden }
+            // The default cell (Sigmoid, Tanh, Tanh; no peepholes, clip or input_forget) runs fused.
+            let standardCell = pI == nil && config.clip == nil && !inputForget
+                && f == .sigmoid && gAct == .tanh && hAct == .tanh
 
             for s in 0..<steps {
                 sgemm(transA: false, transB: true, m: g.batch, n: width, k: hidden, alpha: 1,
@@ -375,9 +378,14 @@ final class LSTMKernel: RecurrentKernel {
                     let t = reversed ? lengths[b] - 1 - s : s
                     let gate = gates + b * width
                     let xp = projection + g.xRow(t, b) * projectionWidth + d * width
+                    let hb = h + b * hidden, cb = c + b * hidden
+                    if standardCell {
+                        LSTMKernel.standardStep(gate: gate, projected: xp, bias: gateBias, h: hb, c: cb, hidden: hidden)
+                        if let y { (y.floats + g.yOffset(t, d, b)).update(from: hb, count: hidden) }
+                        continue
+                    }
                     for j in 0..<width { gate[j] += xp[j] + gateBias[j] }
                     let i = gate, o = gate + hidden, fg = gate + 2 * hidden, cand = gate + 3 * hidden
-                    let hb = h + b * hidden, cb = c + b * hidden
                     if let pI, let pF {
                         for j in 0..<hidden { i[j] += pI[j] * cb[j]; fg[j] += pF[j] * cb[j] }
                     }
@@ -406,6 +414,42 @@ final class LSTMKernel: RecurrentKernel {
             config.storeState(h, direction: d, lengths: lengths, into: yH, g)
             config.storeState(c, direction: d, lengths: lengths, into: yC, g)
         }
+    }
+}
+
+extension LSTMKernel {
+    /// One time step of the default cell for one batch row, 16 hidden units per vector: gate
+    /// pre-activations `gate += projected + bias`, then `c = σ(f)·c + σ(i)·tanh(g)`, `h = σ(o)·tanh(c)`.
+    /// The same arithmetic, element by element, as the general path.
+    static func standardStep(gate: UnsafeMutablePointer<Float>, projected: UnsafePointer<Float>,
+                             bias: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
+                             c: UnsafeMutablePointer<Float>, hidden: Int) {
+        typealias V = VectorMath.V
+        @inline(__always) func unit(_ j: Int, _ n: Int) {
+            @inline(__always) func pre(_ offset: Int) -> V {
+                let at = offset + j
+                if n == VectorMath.width {
+                    return VectorMath.load(gate + at) + (VectorMath.load(projected + at) + VectorMath.load(bias + at))
+                }
+                return VectorMath.loadPartial(gate + at, n)
+                    + (VectorMath.loadPartial(projected + at, n) + VectorMath.loadPartial(bias + at, n))
+            }
+            let i = VectorMath.sigmoid(pre(0)), o = VectorMath.sigmoid(pre(hidden))
+            let f = VectorMath.sigmoid(pre(2 * hidden)), candidate = VectorMath.tanh(pre(3 * hidden))
+            let cOld = n == VectorMath.width ? VectorMath.load(c + j) : VectorMath.loadPartial(c + j, n)
+            let cNew = f * cOld + i * candidate
+            let hNew = o * VectorMath.tanh(cNew)
+            if n == VectorMath.width {
+                VectorMath.store(cNew, c + j)
+                VectorMath.store(hNew, h + j)
+            } else {
+                VectorMath.storePartial(cNew, c + j, n)
+                VectorMath.storePartial(hNew, h + j, n)
+            }
+        }
+        var j = 0
+        while j + VectorMath.width <= hidden { unit(j, VectorMath.width); j += VectorMath.width }
+        if j < hidden { unit(j, hidden - j) }
     }
 }
 

@@ -76,15 +76,16 @@ enum RecurrentActivation: Sendable, Equatable {
         }
     }
 
-    /// Applies the function in place to `count` contiguous values (one dispatch per call, not per element).
+    /// Applies the function in place to `count` contiguous values (one dispatch per call, not per element;
+    /// Relu, Tanh, Sigmoid and ScaledTanh vectorised, see `VectorMath`).
     func apply(_ x: UnsafeMutablePointer<Float>, _ count: Int) {
         switch self {
         case .relu:
-            for i in 0..<count { x[i] = max(x[i], 0) }
+            VectorMath.map(x, x, count: count, VectorMath.relu)
         case .tanh:
-            for i in 0..<count { x[i] = tanhf(x[i]) }
+            VectorMath.map(x, x, count: count, VectorMath.tanh)
         case .sigmoid:
-            for i in 0..<count { x[i] = LatheOps.sigmoid(x[i]) }
+            VectorMath.map(x, x, count: count, VectorMath.sigmoid)
         case .affine(let alpha, let beta):
             for i in 0..<count { x[i] = alpha * x[i] + beta }
         case .leakyRelu(let alpha):
@@ -92,7 +93,7 @@ enum RecurrentActivation: Sendable, Equatable {
         case .thresholdedRelu(let alpha):
             for i in 0..<count where x[i] < alpha { x[i] = 0 }
         case .scaledTanh(let alpha, let beta):
-            for i in 0..<count { x[i] = alpha * tanhf(beta * x[i]) }
+            VectorMath.map(x, x, count: count) { alpha * VectorMath.tanh(beta * $0) }
         case .hardSigmoid(let alpha, let beta):
             for i in 0..<count { x[i] = min(max(alpha * x[i] + beta, 0), 1) }
         case .elu(let alpha):

@@ -25,7 +25,7 @@ from ._errors import (
     Status,
 )
 from ._library import EXPECTED_ABI_VERSION, LibraryNotFoundError
-from ._model import Model, TensorInfo
+from ._model import Binding, Model, TensorInfo
 from ._native import lib as _lib
 from ._native import library_path
 from .plugins import (
@@ -69,6 +69,7 @@ __all__ = [
     "LATHE_ERROR_SHAPE_MISMATCH",
     "LATHE_ERROR_UNSUPPORTED_OP",
     "LATHE_OK",
+    "Binding",
     "LatheError",
     "LibraryNotFoundError",
     "Model",

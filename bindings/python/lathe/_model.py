@@ -120,6 +120,9 @@ class Model:
         self._model = None
         self._session = None
         self._lock = threading.Lock()
+        #: Bumped whenever predict (or a Binding) sets the session's inputs, so a Binding knows when
+        #: its arrays are no longer the ones bound.
+        self._feed_generation = 0
         handle = ctypes.c_void_p()
         if isinstance(source, (str, os.PathLike)):
             check(lib.lathe_model_load_file(os.fsencode(source), ctypes.byref(handle)))
@@ -170,6 +173,7 @@ class Model:
         feeds = self._feeds(x)
         with self._lock:
             self._require_open()
+            self._feed_generation += 1
             for name, array in feeds:
                 self._feed(name, array)
             missing = [info.name for info in self.inputs if info.name not in dict(feeds)]
@@ -258,6 +262,24 @@ class Model:
         del keep_inputs, keep_seeds
         results = [np.array(np.from_dlpack(_dlpack.DLPackTensor(managed[i]))) for i in range(len(names))]
         return results[0] if isinstance(wrt, str) else results
+
+    def bind(self, x):
+        """Binds inputs once for repeated runs: the fast path for calling a model in a loop.
+
+        Args:
+            x: as for `predict` (an array, or a dict giving every input). C-contiguous, aligned,
+                writable numpy arrays are bound in place: Lathe reads their current contents at
+                every `Binding.run()`, so write new data into them rather than binding again.
+                Other values are converted or copied once into arrays the Binding owns
+                (`Binding.inputs`).
+
+        Returns:
+            A `Binding` whose `run()` returns the outputs in buffers it reuses.
+
+        Raises:
+            LatheError: as `predict` for inputs that do not fit the model.
+        """
+        return Binding(self, x)
 
     def close(self):
         """Frees the session and the model; later predict calls raise. Calling it again is a no-op."""
@@ -358,3 +380,98 @@ class Model:
             raise LatheError(Status.DTYPE_MISMATCH,
                              f"input '{name}' {expected}got {array.dtype}, which Lathe does not support")
         return array
+
+
+class Binding:
+    """Inputs of a Model bound once, and output buffers reused by every run (`Model.bind`).
+
+    `run()` costs one call into Lathe plus one copy per output, against `predict`'s per-call
+    conversion, input binding and output allocation. The arrays `run()` returns are the
+    Binding's own buffers, read-only and overwritten by the next `run()`: copy them to keep a
+    result. A Binding shares the Model's session and lock; a `predict` in between is fine (the
+    next `run()` binds its inputs again).
+
+    Attributes:
+        inputs: dict input name -> the numpy array bound for it (the caller's array when it was
+            bound in place).
+    """
+
+    def __init__(self, model, x):
+        self._model = model
+        feeds = model._feeds(x)
+        names = {name for name, _ in feeds}
+        missing = [info.name for info in model.inputs if info.name not in names]
+        if missing:
+            raise LatheError(Status.INVALID_ARGUMENT,
+                             "missing input " + ", ".join(f"'{name}'" for name in missing)
+                             + f" (inputs: {model._input_names()})")
+        self.inputs = {}
+        for name, array in feeds:
+            if not (array.flags.c_contiguous and array.flags.aligned and array.flags.writeable):
+                array = np.array(array, order="C", copy=True)
+            self.inputs[name] = array
+        self._outputs = None
+        self._generation = None
+        with model._lock:
+            model._require_open()
+            self._bind()
+            self._run_and_copy()
+
+    def _bind(self):
+        """Sets every input in place on the session; the caller holds the model's lock."""
+        model = self._model
+        model._feed_generation += 1
+        for name, array in self.inputs.items():
+            model._feed(name, array)
+        self._generation = model._feed_generation
+
+    def _run_and_copy(self):
+        """Runs and copies each output into its buffer (made at the first run); the caller holds the lock."""
+        model = self._model
+        session = model._session
+        check(lib.lathe_session_run(session))
+        if self._outputs is None:
+            outputs = []
+            for info in model.outputs:
+                encoded = info.name.encode()
+                data, code, shape, rank = (ctypes.c_void_p(), ctypes.c_int32(), ctypes.POINTER(ctypes.c_int64)(),
+                                           ctypes.c_size_t())
+                check(lib.lathe_session_get_output(session, encoded, ctypes.byref(data), ctypes.byref(code),
+                                                   ctypes.byref(shape), ctypes.byref(rank)))
+                dtype = _DTYPES.get(code.value)
+                if dtype is None:
+                    raise LatheError(Status.DTYPE_MISMATCH,
+                                     f"output '{info.name}' has element type code {code.value}, "
+                                     "which this binding does not know")
+                buffer = np.empty(tuple(shape[axis] for axis in range(rank.value)), dtype=dtype)
+                buffer.flags.writeable = False  # for the caller; Lathe writes through the pointer
+                outputs.append((info.name, encoded, buffer, ctypes.c_void_p(buffer.ctypes.data), buffer.nbytes))
+            self._outputs = outputs
+        for _, encoded, buffer, pointer, size in self._outputs:
+            check(lib.lathe_session_copy_output(session, encoded, pointer, size))
+
+    def run(self):
+        """Runs the model on the bound inputs' current contents.
+
+        Returns:
+            One numpy array for a single-output model, else a dict output name -> array: the
+            Binding's buffers, read-only, overwritten by the next `run()`.
+
+        Raises:
+            LatheError: with the status and message from Lathe (LATHE_ERROR_INVALID_STATE once
+                the model is closed).
+        """
+        model = self._model
+        with model._lock:
+            if model._session is None:
+                raise LatheError(Status.INVALID_STATE, "the model has been closed")
+            if self._generation != model._feed_generation:
+                self._bind()
+            self._run_and_copy()
+        outputs = self._outputs
+        if len(outputs) == 1:
+            return outputs[0][2]
+        return {name: buffer for name, _, buffer, _, _ in outputs}
+
+    def __repr__(self):
+        return f"<lathe.Binding inputs={ {name: a.shape for name, a in self.inputs.items()} !r}>"
