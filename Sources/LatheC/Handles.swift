@@ -1,4 +1,5 @@
 import CLatheShims
+import Foundation
 import Lathe
 
 /// Runs the body of a C entry point: a thrown `LatheError` becomes its status plus the thread's
@@ -99,4 +100,14 @@ final class SessionHandle {
     static func from(_ pointer: OpaquePointer?) throws -> SessionHandle {
         Unmanaged<SessionHandle>.fromOpaque(UnsafeRawPointer(try required(pointer, "session"))).takeUnretainedValue()
     }
+}
+
+/// Hands `bytes` to a C caller: a new `malloc` buffer (freed with `lathe_buffer_free`) in `data`, its
+/// length in `size`.
+func handOver(_ bytes: [UInt8], to data: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
+              size: UnsafeMutablePointer<Int>) throws {
+    guard let buffer = malloc(max(bytes.count, 1)) else { throw LatheError(.outOfMemory, "cannot allocate \(bytes.count) bytes") }
+    buffer.copyMemory(from: bytes, byteCount: bytes.count)
+    data.pointee = buffer
+    size.pointee = bytes.count
 }

@@ -31,11 +31,7 @@ public func lathe_model_export_onnx(_ model: OpaquePointer!, _ out_data: UnsafeM
     wrap {
         let handle = try ModelHandle.from(model)
         let outData = try required(out_data, "out_data"), outSize = try required(out_size, "out_size")
-        let bytes = try handle.model.onnxBytes()
-        guard let buffer = malloc(max(bytes.count, 1)) else { throw LatheError(.outOfMemory, "cannot allocate \(bytes.count) bytes") }
-        buffer.copyMemory(from: bytes, byteCount: bytes.count)
-        outData.pointee = buffer
-        outSize.pointee = bytes.count
+        try handOver(try handle.model.onnxBytes(), to: outData, size: outSize)
     }
 }
 

@@ -12,24 +12,6 @@ enum SoftmaxOps {
     }
 }
 
-/// A float type softmax runs on, with its `exp` and `log`.
-protocol SoftmaxElement: BinaryFloatingPoint {
-    /// `e^x`.
-    static func exponential(_ x: Self) -> Self
-    /// Natural logarithm.
-    static func logarithm(_ x: Self) -> Self
-}
-
-extension Float: SoftmaxElement {
-    @inline(__always) static func exponential(_ x: Float) -> Float { expf(x) }
-    @inline(__always) static func logarithm(_ x: Float) -> Float { logf(x) }
-}
-
-extension Double: SoftmaxElement {
-    @inline(__always) static func exponential(_ x: Double) -> Double { exp(x) }
-    @inline(__always) static func logarithm(_ x: Double) -> Double { log(x) }
-}
-
 /// Softmax or LogSoftmax. Before opset 13 the input is coerced to 2-D at `axis` (default 1) and normalised
 /// over the flattened trailing dims; from opset 13 it is normalised over the single `axis` (default -1).
 final class SoftmaxKernel: Kernel {
@@ -70,7 +52,7 @@ final class SoftmaxKernel: Kernel {
 }
 
 /// Normalises `x` viewed as `[outer, n, inner]` over the middle axis, subtracting each slice's max first.
-func softmax<T: SoftmaxElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
+func softmax<T: LibmFloat>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>,
                                 outer: Int, n: Int, inner: Int, logarithmic: Bool) {
     if n == 0 { return }
     for o in 0..<outer {
@@ -80,12 +62,12 @@ func softmax<T: SoftmaxElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer
             for k in 0..<n { m = Swift.max(m, x[base + k * inner]) }
             var sum: T = 0
             for k in 0..<n {
-                let e = T.exponential(x[base + k * inner] - m)
+                let e = T.libmExp(x[base + k * inner] - m)
                 y[base + k * inner] = e
                 sum += e
             }
             if logarithmic {
-                let logSum = T.logarithm(sum)
+                let logSum = T.libmLog(sum)
                 for k in 0..<n { y[base + k * inner] = (x[base + k * inner] - m) - logSum }
             } else {
                 let scale = 1 / sum
