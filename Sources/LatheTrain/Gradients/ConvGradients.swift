@@ -16,6 +16,8 @@ enum ConvGradients {
 final class ConvGradient: GradientKernel {
     let window: WindowSpec
     let group: Int
+    /// The unfolded-input scratch, reused by later steps of the same shapes.
+    let reused = ReusedTensors()
 
     init(window: WindowSpec, group: Int) {
         self.window = window
@@ -41,8 +43,7 @@ final class ConvGradient: GradientKernel {
             }
         }
         guard dx != nil || dw != nil, rows > 0, outCount > 0 else { return }
-        let col = UnsafeMutablePointer<Float>.allocate(capacity: rows * outCount)
-        defer { col.deallocate() }
+        let col = try reused.tensor(0, [rows * outCount]).floats
         for n in 0..<batch {
             for gi in 0..<group {
                 let xg = x.floats + (n * channels + gi * groupChannels) * inCount

@@ -62,3 +62,26 @@ func gemmAccumulate(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: F
     packageSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                  beta: 1, c: c, ldc: ldc)
 }
+
+/// Tensors a gradient kernel keeps from one step to the next (saved activations, scratch), so a
+/// steady-state training step does not allocate them: slot `i` is allocated again only when its shape
+/// changes. A kernel object belongs to one engine, which runs one pass at a time (hence unchecked Sendable).
+final class ReusedTensors: @unchecked Sendable {
+    private var tensors: [Tensor?] = []
+
+    /// Slot `i` as a float32 tensor of `shape`, filled with zeros (as a new tensor is).
+    func zeroed(_ i: Int, _ shape: [Int]) throws -> Tensor {
+        let t = try tensor(i, shape)
+        t.bytes.initializeMemory(as: UInt8.self, repeating: 0, count: t.byteCount)
+        return t
+    }
+
+    /// Slot `i` as a float32 tensor of `shape`; its contents are left from the previous use (zeros when new).
+    func tensor(_ i: Int, _ shape: [Int]) throws -> Tensor {
+        while tensors.count <= i { tensors.append(nil) }
+        if let t = tensors[i], t.shape == shape { return t }
+        let t = try Tensor(.float32, shape: shape)
+        tensors[i] = t
+        return t
+    }
+}

@@ -96,6 +96,8 @@ final class RecurrentGradient: GradientKernel {
     let cellActivations: [CellActivation]
     /// Why this node's backward cannot run, if it cannot.
     let unsupported: String?
+    /// The saved states and scratch of the last pass, reused by the next one of the same shapes.
+    let reused = ReusedTensors()
 
     init(_ c: NodeContext, cell: Cell) throws {
         self.cell = cell
@@ -174,13 +176,13 @@ final class RecurrentGradient: GradientKernel {
         let bias = slot(inputs, 3), initialH = slot(inputs, 5), initialC = cell == .lstm ? slot(inputs, 6) : nil
         let hidden = g.hidden, width = cell.gates * hidden, rows = g.seq * g.batch
         let stateCount = (g.seq + 1) * g.batch * hidden
-        let states = try Tensor(.float32, shape: [g.directions, g.seq + 1, g.batch, hidden])
-        let cells = try Tensor(.float32, shape: cell == .lstm ? [g.directions, g.seq + 1, g.batch, hidden] : [0])
-        let gates = try Tensor(.float32, shape: [g.directions, g.seq, g.batch, width])
-        let aux = try Tensor(.float32, shape: cell.isGRU ? [g.directions, g.seq, g.batch, hidden] : [0])
-        let xs = try Tensor(.float32, shape: [rows, g.input])
-        let gateBias = try Tensor(.float32, shape: [2 * width])
-        let recurrent = try Tensor(.float32, shape: [g.batch, width])
+        let states = try reused.zeroed(0, [g.directions, g.seq + 1, g.batch, hidden])
+        let cells = try reused.zeroed(1, cell == .lstm ? [g.directions, g.seq + 1, g.batch, hidden] : [0])
+        let gates = try reused.zeroed(2, [g.directions, g.seq, g.batch, width])
+        let aux = try reused.zeroed(3, cell.isGRU ? [g.directions, g.seq, g.batch, hidden] : [0])
+        let xs = try reused.zeroed(4, [rows, g.input])
+        let gateBias = try reused.zeroed(5, [2 * width])
+        let recurrent = try reused.zeroed(6, [g.batch, width])
         for d in 0..<g.directions {
             let hs = states.floats + d * stateCount, acts = gates.floats + d * rows * width
             let wd = w.floats + d * width * g.input, rd = r.floats + d * width * hidden
@@ -303,12 +305,12 @@ final class RecurrentGradient: GradientKernel {
         let hidden = g.hidden, width = cell.gates * hidden, rows = g.seq * g.batch
         let stateCount = (g.seq + 1) * g.batch * hidden
         // Per step: dInput = dLoss/d(pre-activations from X), dRecurrent = dLoss/d(recurrent products).
-        let dInput = try Tensor(.float32, shape: [rows, width])
-        let dRecurrent = cell.isGRU ? try Tensor(.float32, shape: [rows, width]) : dInput
-        let dh = try Tensor(.float32, shape: [g.batch, hidden]), dc = try Tensor(.float32, shape: [g.batch, hidden])
-        let dhPrev = try Tensor(.float32, shape: [g.batch, hidden])
-        let xs = try Tensor(.float32, shape: [rows, g.input])
-        let dxs = try Tensor(.float32, shape: dX == nil ? [0] : [rows, g.input])
+        let dInput = try reused.zeroed(7, [rows, width])
+        let dRecurrent = cell.isGRU ? try reused.zeroed(8, [rows, width]) : dInput
+        let dh = try reused.zeroed(9, [g.batch, hidden]), dc = try reused.zeroed(10, [g.batch, hidden])
+        let dhPrev = try reused.zeroed(11, [g.batch, hidden])
+        let xs = try reused.zeroed(12, [rows, g.input])
+        let dxs = try reused.zeroed(13, dX == nil ? [0] : [rows, g.input])
         for d in 0..<g.directions {
             let hs = states.floats + d * stateCount, acts = gates.floats + d * rows * width
             let cs = cells.floats + (cell == .lstm ? d * stateCount : 0)

@@ -90,6 +90,8 @@ final class ConcatGradient: GradientKernel {
 final class DropoutGradient: GradientKernel {
     /// The node's `seed` attribute, if any.
     let seedAttribute: Int?
+    /// The mask scale of the last pass (every element rewritten each pass), reused at the same shape.
+    let reused = ReusedTensors()
 
     init(seedAttribute: Int?) { self.seedAttribute = seedAttribute }
 
@@ -100,7 +102,7 @@ final class DropoutGradient: GradientKernel {
             ratio = r.dtype == .float64 ? Float(r.bytes.load(as: Double.self)) : r.floats[0]
         }
         guard ratio >= 0 && ratio < 1 else { throw LatheError.invalid("Dropout ratio must be in [0, 1), got \(ratio)") }
-        let scale = try Tensor(.float32, shape: x.shape)
+        let scale = try reused.tensor(0, x.shape)
         var rng = SeededGenerator(seed: seedAttribute.map { mix(UInt64(bitPattern: Int64($0)), seed) } ?? seed)
         let keep = 1 / (1 - ratio), s = scale.floats
         for i in 0..<x.count { s[i] = rng.nextUnitFloat() < ratio ? 0 : keep }
