@@ -1,4 +1,9 @@
+import CLatheShims
 import LatheCore
+
+/// Keeps OpenBLAS on the calling thread, once per process, as sessions do: the engine is single-threaded,
+/// and OpenBLAS's threaded products allocate their job lists on every call.
+private let blasSingleThreaded: Void = openblas_set_num_threads(1)
 
 /// Runs a graph forward while keeping every intermediate value, then backward through the gradients
 /// registered in the op table, giving dLoss/dValue for the chosen `differentiable` values (trainable
@@ -33,16 +38,27 @@ public final class GradientEngine {
         let stepInputs: [[Tensor?]], stepOutputs: [[Tensor?]], stepInputGradients: [[Tensor?]]
         /// Per step: the gradients of its outputs, used when a gradient reached every output that has one.
         let stepOutputGradients: [[Tensor?]]
+        /// Per step: its kernel specialised for these shapes (geometry and index tables computed once).
+        let kernels: [any Kernel]
+        /// Scratch shared by the kernels (each runs alone, on the calling thread).
+        let context: RunContext
+        private let workspace: UnsafeMutableRawPointer
 
-        init(values: [Tensor?], gradients: [Tensor?], steps: [Step], requiresGradient: [Bool]) {
+        init(values: [Tensor?], gradients: [Tensor?], steps: [Step], kernels: [any Kernel], workspaceBytes: Int,
+             requiresGradient: [Bool]) {
             self.values = values
             self.gradients = gradients
             self.steps = steps
+            self.kernels = kernels
+            workspace = UnsafeMutableRawPointer.allocate(byteCount: max(workspaceBytes, 1), alignment: 64)
+            context = RunContext(workspace: workspace, workspaceStride: workspaceBytes, pool: .serial)
             stepInputs = steps.map { $0.inputs.map { $0.flatMap { values[$0] } } }
             stepOutputs = steps.map { $0.outputs.map { $0.flatMap { values[$0] } } }
             stepInputGradients = steps.map { $0.inputs.map { id in id.flatMap { requiresGradient[$0] ? gradients[$0] : nil } } }
             stepOutputGradients = steps.map { $0.outputs.map { $0.flatMap { gradients[$0] } } }
         }
+
+        deinit { workspace.deallocate() }
     }
 
     /// The graph; its initializers share storage with the parameters the optimizer updates.
@@ -68,6 +84,7 @@ public final class GradientEngine {
     /// - Throws: `.unsupportedOp` for an op without a kernel, or without a gradient when a
     ///   differentiable value flows through it; `.parseError` for dangling values or cycles.
     public init(graph: Graph, registry: OpRegistry, differentiable: [String]) throws {
+        blasSingleThreaded
         self.graph = graph
         self.differentiable = differentiable
         var names: [String] = [], ids: [String: Int] = [:]
@@ -165,7 +182,7 @@ public final class GradientEngine {
                    let keep = try gradient.trainingForward(ins, outs, seed: mix(seed, UInt64(index))) {
                     saved[index] = keep
                 } else {
-                    try step.kernel.compute(ins, outs)
+                    try b.kernels[index].compute(ins, outs, context: b.context)
                 }
             } catch let error as LatheError {
                 throw located(error, step)
@@ -229,7 +246,7 @@ public final class GradientEngine {
             types[id] = type
             values[id] = try Tensor(type.dtype, shape: type.shape)
         }
-        var remaining: [Step] = []
+        var remaining: [Step] = [], kernels: [any Kernel] = [], workspaceBytes = 0
         for step in steps {
             let inTypes = step.inputs.map { $0.flatMap { types[$0] } }
             let inConsts = step.inputs.map { $0.flatMap { constants[$0] } }
@@ -251,12 +268,20 @@ public final class GradientEngine {
                 throw located(error, step)
             }
             remaining.append(step)
+            do {
+                let kernel = try step.kernel.specialized(for: inTypes, constants: inConsts)
+                kernels.append(kernel)
+                workspaceBytes = max(workspaceBytes, kernel.workspaceSize(for: inTypes))
+            } catch let error as LatheError {
+                throw located(error, step)
+            }
         }
         var gradients = [Tensor?](repeating: nil, count: names.count)
         for id in names.indices where requiresGradient[id] {
             if let t = types[id], t.dtype == .float32 { gradients[id] = try Tensor(.float32, shape: t.shape) }
         }
-        let b = Buffers(values: values, gradients: gradients, steps: remaining, requiresGradient: requiresGradient)
+        let b = Buffers(values: values, gradients: gradients, steps: remaining, kernels: kernels,
+                        workspaceBytes: workspaceBytes, requiresGradient: requiresGradient)
         buffers[inputTypes.map(\.shape)] = b
         return b
     }

@@ -18,6 +18,8 @@ final class ConvGradient: GradientKernel {
     let group: Int
     /// The unfolded-input scratch, reused by later steps of the same shapes.
     let reused = ReusedTensors()
+    /// The window geometry for the last input and kernel shapes (the kernel's shape is fixed per node).
+    let geometry = ShapeCache<WindowGeometry>()
 
     init(window: WindowSpec, group: Int) {
         self.window = window
@@ -28,7 +30,9 @@ final class ConvGradient: GradientKernel {
         let x = try floatTensor(p.inputs, 0, "X"), w = try floatTensor(p.inputs, 1, "W")
         let dy = try floatTensor(p.outputGradients, 0, "dY")
         let dx = slot(p.inputGradients, 0), dw = slot(p.inputGradients, 1), db = slot(p.inputGradients, 2)
-        let g = try window.resolve(input: Array(x.shape.dropFirst(2)), kernel: Array(w.shape.dropFirst(2)))
+        let g = try geometry.value(for: x.shape) {
+            try window.resolve(input: Array(x.shape.dropFirst(2)), kernel: Array(w.shape.dropFirst(2)))
+        }
         let batch = x.shape[0], channels = x.shape[1], filters = w.shape[0]
         let groupChannels = channels / group, groupFilters = filters / group
         let rows = groupChannels * g.kernelCount, inCount = g.inputCount, outCount = g.outputCount

@@ -50,6 +50,11 @@ func accumulateReduced(_ source: Tensor, into target: Tensor, scale: Float = 1) 
         for i in 0..<source.count { t[i] += scale * s[i] }
         return
     }
+    if target.rank == 1, source.rank >= 1, source.shape[source.rank - 1] == target.count {   // a bias: sum the rows
+        let n = target.count, rows = n == 0 ? 0 : source.count / n
+        for r in 0..<rows { for j in 0..<n { t[j] += scale * s[r * n + j] } }
+        return
+    }
     walkBroadcast(source.shape, target.shape, target.shape) { o, i, _ in t[i] += scale * s[o] }
 }
 
@@ -83,5 +88,22 @@ final class ReusedTensors: @unchecked Sendable {
         let t = try Tensor(.float32, shape: shape)
         tensors[i] = t
         return t
+    }
+}
+
+/// What a gradient kernel derives from its input shape (window geometry, tap tables), kept while the
+/// shape repeats so a steady-state step does not rebuild it. Used by one engine, one pass at a time
+/// (hence unchecked Sendable).
+final class ShapeCache<Value>: @unchecked Sendable {
+    private var shape: [Int]?
+    private var value: Value?
+
+    /// The value for `shape`: the kept one when `shape` is the last one asked for, else `make()` (kept).
+    func value(for shape: [Int], _ make: () throws -> Value) rethrows -> Value {
+        if let value, self.shape == shape { return value }
+        let made = try make()
+        self.shape = shape
+        value = made
+        return made
     }
 }
