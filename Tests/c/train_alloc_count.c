@@ -11,12 +11,16 @@
  *          are counted; their difference divided by STEPS - 1 is the cost of one steady-state step
  *          inside fit, free of what each fit call does once.
  * malloc, calloc, realloc, posix_memalign, aligned_alloc, memalign and valloc are interposed (this
- * executable defines them, forwarding to glibc's __libc_*). Prints
- *   batch: "allocations N steps S per_step P"
- *   fit:   "allocations N steps S base B per_step P"   (N over STEPS batches, B over one batch)
+ * executable defines them, forwarding to glibc's __libc_*). Calls made directly from the BLAS library
+ * (OpenBLAS's small-matrix kernels allocate their packing buffers on some CPUs) are counted apart, as
+ * blas_per_step: they are the BLAS's, not Lathe's. Prints
+ *   batch: "allocations N steps S per_step P blas_per_step Q"
+ *   fit:   "allocations N steps S base B per_step P blas_per_step Q"   (N over STEPS batches, B over one batch)
  * and exits 0, or prints the failing call and exits 1. With ALLOC_COUNT_TRACE=N in the environment
  * the stacks of the first N counted allocations go to stderr (to find their source).
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <execinfo.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -34,12 +38,20 @@ extern void __libc_free(void *pointer);
 
 static atomic_int counting;
 static atomic_long allocations;
+static atomic_long blas_allocations;
 
 static long trace_limit;
 static _Thread_local int tracing;
 
-static void note(void) {
+/* Whether `caller` (the code that called malloc) lies in the BLAS library (OpenBLAS's own buffers). */
+static int in_blas(void *caller) {
+    Dl_info info;
+    return dladdr(caller, &info) && info.dli_fname && strstr(info.dli_fname, "blas") != NULL;
+}
+
+static void note(void *caller) {
     if (!atomic_load_explicit(&counting, memory_order_relaxed) || tracing) return;
+    if (in_blas(caller)) { atomic_fetch_add(&blas_allocations, 1); return; }
     long n = atomic_fetch_add(&allocations, 1);
     if (n < trace_limit) {
         void *frames[32];
@@ -51,15 +63,15 @@ static void note(void) {
     }
 }
 
-void *malloc(size_t size) { note(); return __libc_malloc(size); }
-void *calloc(size_t count, size_t size) { note(); return __libc_calloc(count, size); }
-void *realloc(void *pointer, size_t size) { note(); return __libc_realloc(pointer, size); }
+void *malloc(size_t size) { note(__builtin_return_address(0)); return __libc_malloc(size); }
+void *calloc(size_t count, size_t size) { note(__builtin_return_address(0)); return __libc_calloc(count, size); }
+void *realloc(void *pointer, size_t size) { note(__builtin_return_address(0)); return __libc_realloc(pointer, size); }
 void free(void *pointer) { __libc_free(pointer); }
-void *memalign(size_t alignment, size_t size) { note(); return __libc_memalign(alignment, size); }
-void *aligned_alloc(size_t alignment, size_t size) { note(); return __libc_memalign(alignment, size); }
-void *valloc(size_t size) { note(); return __libc_memalign(4096, size); }
+void *memalign(size_t alignment, size_t size) { note(__builtin_return_address(0)); return __libc_memalign(alignment, size); }
+void *aligned_alloc(size_t alignment, size_t size) { note(__builtin_return_address(0)); return __libc_memalign(alignment, size); }
+void *valloc(size_t size) { note(__builtin_return_address(0)); return __libc_memalign(4096, size); }
 int posix_memalign(void **out, size_t alignment, size_t size) {
-    note();
+    note(__builtin_return_address(0));
     void *p = __libc_memalign(alignment, size);
     if (!p) return 12; /* ENOMEM */
     *out = p;
@@ -139,14 +151,16 @@ int main(int argc, char **argv) {
                                    1, BATCH, 0.0, 1, 3, NULL, NULL, NULL));
         atomic_store(&counting, 0);
         base = atomic_exchange(&allocations, 0);
+        long blas_base = atomic_exchange(&blas_allocations, 0);
         x_shape[0] = y_shape[0] = full;
         atomic_store(&counting, 1);
         CHECK(lathe_sequential_fit(model, x, x_shape, x_rank, y, y_shape, y_rank, NULL, NULL, 0, NULL, NULL, 0,
                                    1, BATCH, 0.0, 1, 3, NULL, NULL, NULL));
         atomic_store(&counting, 0);
         long total = atomic_load(&allocations);
-        printf("allocations %ld steps %ld base %ld per_step %g\n", total, steps, base,
-               (double)(total - base) / (double)(steps - 1));
+        printf("allocations %ld steps %ld base %ld per_step %g blas_per_step %g\n", total, steps, base,
+               (double)(total - base) / (double)(steps - 1),
+               (double)(atomic_load(&blas_allocations) - blas_base) / (double)(steps - 1));
     } else {
         const char *logs = NULL;
         for (long r = -5; r < steps; r++) {
@@ -155,7 +169,8 @@ int main(int argc, char **argv) {
         }
         atomic_store(&counting, 0);
         long total = atomic_load(&allocations);
-        printf("allocations %ld steps %ld per_step %g logs %s\n", total, steps, (double)total / (double)steps, logs);
+        printf("allocations %ld steps %ld per_step %g blas_per_step %g logs %s\n", total, steps,
+               (double)total / (double)steps, (double)atomic_load(&blas_allocations) / (double)steps, logs);
     }
     lathe_sequential_free(model);
     free(x);

@@ -47,7 +47,7 @@ final class ConvGradient: GradientKernel {
             }
         }
         guard dx != nil || dw != nil, rows > 0, outCount > 0 else { return }
-        let col = try reused.tensor(0, [rows * outCount]).floats
+        let col = try reused.tensor(0, count: rows * outCount, shape: [rows * outCount]).floats
         for n in 0..<batch {
             for gi in 0..<group {
                 let xg = x.floats + (n * channels + gi * groupChannels) * inCount

@@ -69,25 +69,35 @@ func gemmAccumulate(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: F
 }
 
 /// Tensors a gradient kernel keeps from one step to the next (saved activations, scratch), so a
-/// steady-state training step does not allocate them: slot `i` is allocated again only when its shape
-/// changes. A kernel object belongs to one engine, which runs one pass at a time (hence unchecked Sendable).
+/// steady-state training step does not allocate them: slot `i` is allocated again only when its element
+/// count changes (the kernel reads them as flat float arrays). A kernel object belongs to one engine,
+/// which runs one pass at a time (hence unchecked Sendable).
 final class ReusedTensors: @unchecked Sendable {
     private var tensors: [Tensor?] = []
+    private var list: [Tensor] = []
 
-    /// Slot `i` as a float32 tensor of `shape`, filled with zeros (as a new tensor is).
-    func zeroed(_ i: Int, _ shape: [Int]) throws -> Tensor {
-        let t = try tensor(i, shape)
+    /// Slot `i`: `count` floats (allocated as `shape` when new), filled with zeros as a new tensor is.
+    func zeroed(_ i: Int, count: Int, shape: @autoclosure () -> [Int]) throws -> Tensor {
+        let t = try tensor(i, count: count, shape: shape())
         t.bytes.initializeMemory(as: UInt8.self, repeating: 0, count: t.byteCount)
         return t
     }
 
-    /// Slot `i` as a float32 tensor of `shape`; its contents are left from the previous use (zeros when new).
-    func tensor(_ i: Int, _ shape: [Int]) throws -> Tensor {
+    /// Slot `i`: `count` floats (allocated as `shape` when new); contents left from the previous use.
+    func tensor(_ i: Int, count: Int, shape: @autoclosure () -> [Int]) throws -> Tensor {
+        if i < tensors.count, let t = tensors[i], t.count == count { return t }
         while tensors.count <= i { tensors.append(nil) }
-        if let t = tensors[i], t.shape == shape { return t }
-        let t = try Tensor(.float32, shape: shape)
+        let t = try Tensor(.float32, shape: shape())
         tensors[i] = t
         return t
+    }
+
+    /// Slots `0..<count` as one array (kept while they hold the same tensors): a kernel's saved tensors.
+    func first(_ count: Int) -> [Tensor] {
+        if list.count != count || zip(list, tensors).contains(where: { $0.bytes != $1?.bytes }) {
+            list = tensors[0..<count].map { $0! }
+        }
+        return list
     }
 }
 

@@ -176,13 +176,13 @@ final class RecurrentGradient: GradientKernel {
         let bias = slot(inputs, 3), initialH = slot(inputs, 5), initialC = cell == .lstm ? slot(inputs, 6) : nil
         let hidden = g.hidden, width = cell.gates * hidden, rows = g.seq * g.batch
         let stateCount = (g.seq + 1) * g.batch * hidden
-        let states = try reused.zeroed(0, [g.directions, g.seq + 1, g.batch, hidden])
-        let cells = try reused.zeroed(1, cell == .lstm ? [g.directions, g.seq + 1, g.batch, hidden] : [0])
-        let gates = try reused.zeroed(2, [g.directions, g.seq, g.batch, width])
-        let aux = try reused.zeroed(3, cell.isGRU ? [g.directions, g.seq, g.batch, hidden] : [0])
-        let xs = try reused.zeroed(4, [rows, g.input])
-        let gateBias = try reused.zeroed(5, [2 * width])
-        let recurrent = try reused.zeroed(6, [g.batch, width])
+        let states = try reused.zeroed(0, count: g.directions * (g.seq + 1) * g.batch * hidden, shape: [g.directions, g.seq + 1, g.batch, hidden])
+        let cells = try reused.zeroed(1, count: cell == .lstm ? g.directions * (g.seq + 1) * g.batch * hidden : 0, shape: cell == .lstm ? [g.directions, g.seq + 1, g.batch, hidden] : [0])
+        let gates = try reused.zeroed(2, count: g.directions * g.seq * g.batch * width, shape: [g.directions, g.seq, g.batch, width])
+        let aux = try reused.zeroed(3, count: cell.isGRU ? g.directions * g.seq * g.batch * hidden : 0, shape: cell.isGRU ? [g.directions, g.seq, g.batch, hidden] : [0])
+        let xs = try reused.zeroed(4, count: rows * g.input, shape: [rows, g.input])
+        let gateBias = try reused.zeroed(5, count: (2 * width), shape: [2 * width])
+        let recurrent = try reused.zeroed(6, count: g.batch * width, shape: [g.batch, width])
         for d in 0..<g.directions {
             let hs = states.floats + d * stateCount, acts = gates.floats + d * rows * width
             let wd = w.floats + d * width * g.input, rd = r.floats + d * width * hidden
@@ -273,15 +273,16 @@ final class RecurrentGradient: GradientKernel {
                     }
                 }
             }
-            for (slotIndex, source) in [(1, hs), (2, cs)] where slotIndex < outputs.count {
+            for slotIndex in 1...2 where slotIndex < outputs.count {
                 guard let out = outputs[slotIndex] else { continue }
+                let source = slotIndex == 1 ? hs : cs
                 let last = source + g.seq * g.batch * hidden
                 for b in 0..<g.batch {
                     (out.floats + g.stateOffset(d, b)).update(from: last + b * hidden, count: hidden)
                 }
             }
         }
-        return [states, cells, gates, aux]
+        return reused.first(4)   // [states, cells, gates, aux]
     }
 
     func backward(_ p: BackwardPass) throws {
@@ -305,17 +306,18 @@ final class RecurrentGradient: GradientKernel {
         let hidden = g.hidden, width = cell.gates * hidden, rows = g.seq * g.batch
         let stateCount = (g.seq + 1) * g.batch * hidden
         // Per step: dInput = dLoss/d(pre-activations from X), dRecurrent = dLoss/d(recurrent products).
-        let dInput = try reused.zeroed(7, [rows, width])
-        let dRecurrent = cell.isGRU ? try reused.zeroed(8, [rows, width]) : dInput
-        let dh = try reused.zeroed(9, [g.batch, hidden]), dc = try reused.zeroed(10, [g.batch, hidden])
-        let dhPrev = try reused.zeroed(11, [g.batch, hidden])
-        let xs = try reused.zeroed(12, [rows, g.input])
-        let dxs = try reused.zeroed(13, dX == nil ? [0] : [rows, g.input])
+        let dInput = try reused.zeroed(7, count: rows * width, shape: [rows, width])
+        let dRecurrent = cell.isGRU ? try reused.zeroed(8, count: rows * width, shape: [rows, width]) : dInput
+        let dh = try reused.zeroed(9, count: g.batch * hidden, shape: [g.batch, hidden]), dc = try reused.zeroed(10, count: g.batch * hidden, shape: [g.batch, hidden])
+        let dhPrev = try reused.zeroed(11, count: g.batch * hidden, shape: [g.batch, hidden])
+        let xs = try reused.zeroed(12, count: rows * g.input, shape: [rows, g.input])
+        let dxs = try reused.zeroed(13, count: dX == nil ? 0 : rows * g.input, shape: dX == nil ? [0] : [rows, g.input])
         for d in 0..<g.directions {
             let hs = states.floats + d * stateCount, acts = gates.floats + d * rows * width
             let cs = cells.floats + (cell == .lstm ? d * stateCount : 0)
             let rd = r.floats + d * width * hidden
-            for (gradient, target) in [(dYh, dh), (dYc, dc)] {
+            for state in 0..<2 {   // the hidden state, then the cell state
+                let gradient = state == 0 ? dYh : dYc, target = state == 0 ? dh : dc
                 for b in 0..<g.batch {
                     if let gradient {
                         (target.floats + b * hidden).update(from: gradient.floats + g.stateOffset(d, b), count: hidden)

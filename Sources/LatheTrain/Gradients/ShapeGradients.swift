@@ -110,7 +110,7 @@ final class DropoutGradient: GradientKernel {
             ratio = r.dtype == .float64 ? Float(r.bytes.load(as: Double.self)) : r.floats[0]
         }
         guard ratio >= 0 && ratio < 1 else { throw LatheError.invalid("Dropout ratio must be in [0, 1), got \(ratio)") }
-        let scale = try reused.tensor(0, x.shape)
+        let scale = try reused.tensor(0, count: x.count, shape: x.shape)
         var rng = SeededGenerator(seed: seedAttribute.map { mix(UInt64(bitPattern: Int64($0)), seed) } ?? seed)
         let keep = 1 / (1 - ratio), s = scale.floats
         for i in 0..<x.count { s[i] = rng.nextUnitFloat() < ratio ? 0 : keep }
@@ -119,7 +119,7 @@ final class DropoutGradient: GradientKernel {
             let m = mask.bytes.assumingMemoryBound(to: UInt8.self)
             for i in 0..<x.count { m[i] = s[i] == 0 ? 0 : 1 }
         }
-        return [scale]
+        return reused.first(1)
     }
 
     func backward(_ p: BackwardPass) throws {
