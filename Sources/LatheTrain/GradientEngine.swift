@@ -40,13 +40,16 @@ public final class GradientEngine {
         let stepOutputGradients: [[Tensor?]]
         /// Per step: its kernel specialised for these shapes (geometry and index tables computed once).
         let kernels: [any Kernel]
+        /// The graph outputs, in declaration order.
+        let outputs: [Tensor]
         /// Scratch shared by the kernels (each runs alone, on the calling thread).
         let context: RunContext
         private let workspace: UnsafeMutableRawPointer
 
         init(values: [Tensor?], gradients: [Tensor?], steps: [Step], kernels: [any Kernel], workspaceBytes: Int,
-             requiresGradient: [Bool]) {
+             requiresGradient: [Bool], outputIDs: [Int]) {
             self.values = values
+            outputs = outputIDs.map { values[$0]! }
             self.gradients = gradients
             self.steps = steps
             self.kernels = kernels
@@ -188,7 +191,7 @@ public final class GradientEngine {
                 throw located(error, step)
             }
         }
-        return outputIDs.map { b.values[$0]! }
+        return b.outputs
     }
 
     /// Back-propagates from the given seeds (dLoss/dValue for any values, usually graph outputs or the
@@ -281,7 +284,7 @@ public final class GradientEngine {
             if let t = types[id], t.dtype == .float32 { gradients[id] = try Tensor(.float32, shape: t.shape) }
         }
         let b = Buffers(values: values, gradients: gradients, steps: remaining, kernels: kernels,
-                        workspaceBytes: workspaceBytes, requiresGradient: requiresGradient)
+                        workspaceBytes: workspaceBytes, requiresGradient: requiresGradient, outputIDs: outputIDs)
         buffers[inputTypes.map(\.shape)] = b
         return b
     }

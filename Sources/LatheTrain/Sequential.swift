@@ -71,6 +71,8 @@ public class Functional {
     private let registry: OpRegistry
     /// Batch inputs, targets and loss gradients by role, reused so steady-state steps do not allocate them.
     private var scratch: [String: Tensor] = [:]
+    /// The engine's feeds and back-propagation seeds, kept so a step does not build new dictionaries.
+    private var feeds: [String: Tensor] = [:], lossSeeds: [String: Tensor] = [:]
     /// Copies of the trainable weights taken before each optimizer step (see `parameterBackups`).
     private var backupTensors: [Tensor] = []
     /// The gradients of the trainable weights in the last step (see `trainableGradients`).
@@ -287,7 +289,8 @@ public class Functional {
                 }
                 let value: Double
                 do {
-                    let output = try engine.forward(["input": xb], training: true, seed: mix(epochSeed, UInt64(batch + 1)))[0]
+                    feeds["input"] = xb
+                    let output = try engine.forward(feeds, training: true, seed: mix(epochSeed, UInt64(batch + 1)))[0]
                     value = try lossAndBackward(engine, loss, output: output, target: yb, weights: wb) + penalty()
                     for (m, metric) in metrics.enumerated() {
                         metric.accumulate(prediction: output, target: yb, loss: loss, into: &totals[m])
@@ -299,8 +302,9 @@ public class Functional {
                     throw LatheError.invalid("\(where_()): loss is not finite (\(value)); training stopped, weights kept from the last good step")
                 }
                 let gradients = trainableGradients(engine)
-                for (name, w, g) in zip3(trainableWeights, parameters, gradients) {
+                for (k, name) in trainableWeights.enumerated() {
                     guard let factor = regularization[name], factor != 0 else { continue }
+                    let w = parameters[k], g = gradients[k]
                     for i in 0..<w.count { g.floats[i] += 2 * factor * w.floats[i] }
                 }
                 if let name = zip(trainableWeights, gradients).first(where: { firstNonFinite($0.1) != nil })?.0 {
@@ -390,7 +394,9 @@ public class Functional {
         let seed = try buffer("seed", .float32, rows: prediction.shape[0], rowShape: prediction.shape.dropFirst())
         let value = try (lossInput == nil ? loss : loss.onLogits).compute(prediction: prediction, target: target, gradient: seed,
                                                                          sampleWeights: weights.map { UnsafePointer($0.floats) })
-        try engine.backward(seeds: [start: seed])
+        lossSeeds.removeAll(keepingCapacity: true)
+        lossSeeds[start] = seed
+        try engine.backward(seeds: lossSeeds)
         return value
     }
 
@@ -494,11 +500,6 @@ func rows(_ t: Tensor, _ indices: [Int]) throws -> Tensor {
     return out
 }
 
-/// Three sequences side by side.
-func zip3<A: Sequence, B: Sequence, C: Sequence>(_ a: A, _ b: B, _ c: C) -> [(A.Element, B.Element, C.Element)] {
-    zip(zip(a, b), c).map { ($0.0, $0.1, $1) }
-}
-
 /// The index of the first NaN or infinity in a float32 tensor (nil when all finite, or not float32).
 func firstNonFinite(_ t: Tensor) -> Int? {
     guard t.dtype == .float32 else { return nil }
@@ -536,7 +537,8 @@ extension Functional {
         try checkSamples(x, y)
         try requireFinite(x, "x")
         batchSteps += 1
-        let output = try engine.forward(["input": x], training: true, seed: mix(seed, batchSteps))[0]
+        feeds["input"] = x
+        let output = try engine.forward(feeds, training: true, seed: mix(seed, batchSteps))[0]
         let value = try lossAndBackward(engine, loss, output: output, target: y, weights: nil) + penalty()
         guard value.isFinite else { throw LatheError.invalid("trainOnBatch: loss is not finite (\(value)); weights unchanged") }
         var logs = ["loss": value]
