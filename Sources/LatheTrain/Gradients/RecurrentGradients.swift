@@ -176,12 +176,13 @@ final class RecurrentGradient: GradientKernel {
         let bias = slot(inputs, 3), initialH = slot(inputs, 5), initialC = cell == .lstm ? slot(inputs, 6) : nil
         let hidden = g.hidden, width = cell.gates * hidden, rows = g.seq * g.batch
         let stateCount = (g.seq + 1) * g.batch * hidden
-        let states = try reused.zeroed(0, count: g.directions * (g.seq + 1) * g.batch * hidden, shape: [g.directions, g.seq + 1, g.batch, hidden])
-        let cells = try reused.zeroed(1, count: cell == .lstm ? g.directions * (g.seq + 1) * g.batch * hidden : 0, shape: cell == .lstm ? [g.directions, g.seq + 1, g.batch, hidden] : [0])
-        let gates = try reused.zeroed(2, count: g.directions * g.seq * g.batch * width, shape: [g.directions, g.seq, g.batch, width])
-        let aux = try reused.zeroed(3, count: cell.isGRU ? g.directions * g.seq * g.batch * hidden : 0, shape: cell.isGRU ? [g.directions, g.seq, g.batch, hidden] : [0])
+        let lstm = cell == .lstm, gru = cell.isGRU, directions = g.directions
+        let states = try reused.zeroed(0, count: directions * stateCount, shape: [directions, g.seq + 1, g.batch, hidden])
+        let cells = try reused.zeroed(1, count: lstm ? directions * stateCount : 0, shape: lstm ? [directions, g.seq + 1, g.batch, hidden] : [0])
+        let gates = try reused.zeroed(2, count: directions * rows * width, shape: [directions, g.seq, g.batch, width])
+        let aux = try reused.zeroed(3, count: gru ? directions * rows * hidden : 0, shape: gru ? [directions, g.seq, g.batch, hidden] : [0])
         let xs = try reused.zeroed(4, count: rows * g.input, shape: [rows, g.input])
-        let gateBias = try reused.zeroed(5, count: (2 * width), shape: [2 * width])
+        let gateBias = try reused.zeroed(5, count: 2 * width, shape: [2 * width])
         let recurrent = try reused.zeroed(6, count: g.batch * width, shape: [g.batch, width])
         for d in 0..<g.directions {
             let hs = states.floats + d * stateCount, acts = gates.floats + d * rows * width
@@ -308,7 +309,8 @@ final class RecurrentGradient: GradientKernel {
         // Per step: dInput = dLoss/d(pre-activations from X), dRecurrent = dLoss/d(recurrent products).
         let dInput = try reused.zeroed(7, count: rows * width, shape: [rows, width])
         let dRecurrent = cell.isGRU ? try reused.zeroed(8, count: rows * width, shape: [rows, width]) : dInput
-        let dh = try reused.zeroed(9, count: g.batch * hidden, shape: [g.batch, hidden]), dc = try reused.zeroed(10, count: g.batch * hidden, shape: [g.batch, hidden])
+        let dh = try reused.zeroed(9, count: g.batch * hidden, shape: [g.batch, hidden])
+        let dc = try reused.zeroed(10, count: g.batch * hidden, shape: [g.batch, hidden])
         let dhPrev = try reused.zeroed(11, count: g.batch * hidden, shape: [g.batch, hidden])
         let xs = try reused.zeroed(12, count: rows * g.input, shape: [rows, g.input])
         let dxs = try reused.zeroed(13, count: dX == nil ? 0 : rows * g.input, shape: dX == nil ? [0] : [rows, g.input])
