@@ -9,9 +9,9 @@ private let blasSingleThreaded: Void = openblas_set_num_threads(1)
 /// registered in the op table, giving dLoss/dValue for the chosen `differentiable` values (trainable
 /// initializers, or graph inputs).
 ///
-/// Buffers (inputs, values, gradients, and each node's argument lists) are allocated once per
-/// input-shape signature and reused by every later step with the same shapes: fed inputs are copied into
-/// the engine's own input tensors. Single-threaded and deterministic; use from one thread at a time.
+/// Buffers (inputs, values, gradients, each node's argument lists, kernels specialised for the shapes and
+/// their scratch) are made once per input-shape signature and reused by every later step with the same
+/// shapes: fed inputs are copied into the engine's own input tensors. Single-threaded and deterministic; use from one thread at a time.
 public final class GradientEngine {
     /// One node bound to its kernel and gradient, with value ids for its slots (nil = omitted).
     struct Step {
