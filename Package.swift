@@ -53,7 +53,7 @@ let package = Package(
             name: "LatheONNX",
             dependencies: ["LatheCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
-        .target(name: "LatheTrain", dependencies: ["LatheCore", "LatheOps", "LatheONNX"]),
+        .target(name: "LatheTrain", dependencies: ["LatheCore", "LatheOps", "LatheONNX", "CLatheShims"]),
 
         // MARK: - Tests
         .testTarget(name: "LatheCoreTests", dependencies: ["LatheCore"]),

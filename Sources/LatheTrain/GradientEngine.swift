@@ -1,11 +1,17 @@
+import CLatheShims
 import LatheCore
+
+/// Keeps OpenBLAS on the calling thread, once per process, as sessions do: the engine is single-threaded,
+/// and OpenBLAS's threaded products allocate their job lists on every call.
+private let blasSingleThreaded: Void = openblas_set_num_threads(1)
 
 /// Runs a graph forward while keeping every intermediate value, then backward through the gradients
 /// registered in the op table, giving dLoss/dValue for the chosen `differentiable` values (trainable
 /// initializers, or graph inputs).
 ///
-/// Buffers (values and gradients) are allocated once per input-shape signature and reused by every
-/// later step with the same shapes. Single-threaded and deterministic; use from one thread at a time.
+/// Buffers (inputs, values, gradients, each node's argument lists, kernels specialised for the shapes and
+/// their scratch) are made once per input-shape signature and reused by every later step with the same
+/// shapes: fed inputs are copied into the engine's own input tensors. Single-threaded and deterministic; use from one thread at a time.
 public final class GradientEngine {
     /// One node bound to its kernel and gradient, with value ids for its slots (nil = omitted).
     struct Step {
@@ -22,11 +28,40 @@ public final class GradientEngine {
     }
 
     /// Buffers and folded constants for one input-shape signature.
-    struct Buffers {
+    final class Buffers {
+        /// Per value id: its tensor (the engine's own copy for graph inputs).
         let values: [Tensor?]
         let gradients: [Tensor?]
         /// Steps left to run after folding the constant ones.
         let steps: [Step]
+        /// Per step of `steps`: its input and output tensors, and the gradients of its inputs (nil where none flows).
+        let stepInputs: [[Tensor?]], stepOutputs: [[Tensor?]], stepInputGradients: [[Tensor?]]
+        /// Per step: the gradients of its outputs, used when a gradient reached every output that has one.
+        let stepOutputGradients: [[Tensor?]]
+        /// Per step: its kernel specialised for these shapes (geometry and index tables computed once).
+        let kernels: [any Kernel]
+        /// The graph outputs, in declaration order.
+        let outputs: [Tensor]
+        /// Scratch shared by the kernels (each runs alone, on the calling thread).
+        let context: RunContext
+        private let workspace: UnsafeMutableRawPointer
+
+        init(values: [Tensor?], gradients: [Tensor?], steps: [Step], kernels: [any Kernel], workspaceBytes: Int,
+             requiresGradient: [Bool], outputIDs: [Int]) {
+            self.values = values
+            outputs = outputIDs.map { values[$0]! }
+            self.gradients = gradients
+            self.steps = steps
+            self.kernels = kernels
+            workspace = UnsafeMutableRawPointer.allocate(byteCount: max(workspaceBytes, 1), alignment: 64)
+            context = RunContext(workspace: workspace, workspaceStride: workspaceBytes, pool: .serial)
+            stepInputs = steps.map { $0.inputs.map { $0.flatMap { values[$0] } } }
+            stepOutputs = steps.map { $0.outputs.map { $0.flatMap { values[$0] } } }
+            stepInputGradients = steps.map { $0.inputs.map { id in id.flatMap { requiresGradient[$0] ? gradients[$0] : nil } } }
+            stepOutputGradients = steps.map { $0.outputs.map { $0.flatMap { gradients[$0] } } }
+        }
+
+        deinit { workspace.deallocate() }
     }
 
     /// The graph; its initializers share storage with the parameters the optimizer updates.
@@ -52,6 +87,7 @@ public final class GradientEngine {
     /// - Throws: `.unsupportedOp` for an op without a kernel, or without a gradient when a
     ///   differentiable value flows through it; `.parseError` for dangling values or cycles.
     public init(graph: Graph, registry: OpRegistry, differentiable: [String]) throws {
+        blasSingleThreaded
         self.graph = graph
         self.differentiable = differentiable
         var names: [String] = [], ids: [String: Int] = [:]
@@ -129,34 +165,33 @@ public final class GradientEngine {
     /// - Throws: shape or dtype errors naming the node; `.invalidArgument` for a missing input.
     @discardableResult
     public func forward(_ feeds: [String: Tensor], training: Bool, seed: UInt64 = 0) throws -> [Tensor] {
-        var types: [TensorType] = []
         for input in graph.inputs {
             guard let t = feeds[input.name] else { throw LatheError.invalid("input '\(input.name)' is not given") }
             guard t.dtype == input.dtype, input.accepts(t.shape) else {
                 throw LatheError.shape("input '\(input.name)' expects \(input.dtype)\(input.dims.map { "\($0)" } ?? "[?]"), got \(t.type)")
             }
-            types.append(t.type)
         }
-        let b = try prepare(types)
-        var values = b.values
-        for (id, input) in zip(inputIDs, graph.inputs) { values[id] = feeds[input.name] }
-        current = Buffers(values: values, gradients: b.gradients, steps: b.steps)
+        let b = try prepare(feeds)
+        for (id, input) in zip(inputIDs, graph.inputs) {
+            let source = feeds[input.name]!, own = b.values[id]!
+            if source.bytes != own.bytes { own.bytes.copyMemory(from: source.bytes, byteCount: own.byteCount) }
+        }
+        current = b
         saved.removeAll(keepingCapacity: true)
-        for (index, step) in b.steps.enumerated() {
-            let ins = step.inputs.map { $0.flatMap { values[$0] } }
-            let outs = step.outputs.map { $0.flatMap { values[$0] } }
+        for index in b.steps.indices {
+            let step = b.steps[index], ins = b.stepInputs[index], outs = b.stepOutputs[index]
             do {
                 if training, !step.frozenStatistics, let gradient = step.gradient,
                    let keep = try gradient.trainingForward(ins, outs, seed: mix(seed, UInt64(index))) {
                     saved[index] = keep
                 } else {
-                    try step.kernel.compute(ins, outs)
+                    try b.kernels[index].compute(ins, outs, context: b.context)
                 }
             } catch let error as LatheError {
                 throw located(error, step)
             }
         }
-        return outputIDs.map { values[$0]! }
+        return b.outputs
     }
 
     /// Back-propagates from the given seeds (dLoss/dValue for any values, usually graph outputs or the
@@ -177,12 +212,15 @@ public final class GradientEngine {
             addInPlace(g.floats, seed.floats, g.count)
             reached[id] = true
         }
-        for (index, step) in current.steps.enumerated().reversed() where step.needsBackward {
-            let outputGradients = step.outputs.map { id in id.flatMap { reached[$0] ? current.gradients[$0] : nil } }
-            guard outputGradients.contains(where: { $0 != nil }), let gradient = step.gradient else { continue }
-            let inputGradients = step.inputs.map { id in id.flatMap { requiresGradient[$0] ? current.gradients[$0] : nil } }
-            let pass = BackwardPass(inputs: step.inputs.map { $0.flatMap { current.values[$0] } },
-                                    outputs: step.outputs.map { $0.flatMap { current.values[$0] } },
+        for index in current.steps.indices.reversed() where current.steps[index].needsBackward {
+            let step = current.steps[index]
+            var anyReached = false, allReached = true
+            for id in step.outputs { if let id, current.gradients[id] != nil { if reached[id] { anyReached = true } else { allReached = false } } }
+            guard anyReached, let gradient = step.gradient else { continue }
+            let outputGradients = allReached ? current.stepOutputGradients[index]
+                : step.outputs.map { id in id.flatMap { reached[$0] ? current.gradients[$0] : nil } }
+            let inputGradients = current.stepInputGradients[index]
+            let pass = BackwardPass(inputs: current.stepInputs[index], outputs: current.stepOutputs[index],
                                     outputGradients: outputGradients, inputGradients: inputGradients,
                                     saved: saved[index] ?? [])
             do { try gradient.backward(pass) } catch let error as LatheError { throw located(error, step) }
@@ -190,8 +228,13 @@ public final class GradientEngine {
         }
     }
 
-    /// Types, folded constants and buffers for one input signature, built on first use.
-    private func prepare(_ inputTypes: [TensorType]) throws -> Buffers {
+    /// Types, folded constants and buffers for the shapes of `feeds`, built on first use (the last pass's
+    /// buffers are found without a lookup when the shapes repeat).
+    private func prepare(_ feeds: [String: Tensor]) throws -> Buffers {
+        if let current, zip(inputIDs, graph.inputs).allSatisfy({ current.values[$0]!.shape == feeds[$1.name]!.shape }) {
+            return current
+        }
+        let inputTypes = graph.inputs.map { feeds[$0.name]!.type }
         if let b = buffers[inputTypes.map(\.shape)] { return b }
         var types = [TensorType?](repeating: nil, count: names.count)
         var constants: [Int: Tensor] = [:]
@@ -202,8 +245,11 @@ public final class GradientEngine {
             values[id] = tensor
             if !requiresGradient[id] { constants[id] = tensor }
         }
-        for (id, type) in zip(inputIDs, inputTypes) { types[id] = type }
-        var remaining: [Step] = []
+        for (id, type) in zip(inputIDs, inputTypes) {
+            types[id] = type
+            values[id] = try Tensor(type.dtype, shape: type.shape)
+        }
+        var remaining: [Step] = [], kernels: [any Kernel] = [], workspaceBytes = 0
         for step in steps {
             let inTypes = step.inputs.map { $0.flatMap { types[$0] } }
             let inConsts = step.inputs.map { $0.flatMap { constants[$0] } }
@@ -225,12 +271,20 @@ public final class GradientEngine {
                 throw located(error, step)
             }
             remaining.append(step)
+            do {
+                let kernel = try step.kernel.specialized(for: inTypes, constants: inConsts)
+                kernels.append(kernel)
+                workspaceBytes = max(workspaceBytes, kernel.workspaceSize(for: inTypes))
+            } catch let error as LatheError {
+                throw located(error, step)
+            }
         }
         var gradients = [Tensor?](repeating: nil, count: names.count)
         for id in names.indices where requiresGradient[id] {
             if let t = types[id], t.dtype == .float32 { gradients[id] = try Tensor(.float32, shape: t.shape) }
         }
-        let b = Buffers(values: values, gradients: gradients, steps: remaining)
+        let b = Buffers(values: values, gradients: gradients, steps: remaining, kernels: kernels,
+                        workspaceBytes: workspaceBytes, requiresGradient: requiresGradient, outputIDs: outputIDs)
         buffers[inputTypes.map(\.shape)] = b
         return b
     }

@@ -110,40 +110,43 @@ public enum Loss: Sendable, Equatable {
             return total / Double(max(count, 1))
         case .categoricalCrossentropy(let logits), .sparseCategoricalCrossentropy(let logits):
             let classes = prediction.shape.last ?? 1, rows = count / max(classes, 1)
-            var oneHot = [Float](repeating: 0, count: classes)
-            for r in 0..<rows {
-                let weight = sampleWeights.map { $0[r] } ?? 1
-                let scale = weight / Float(rows)
-                let row = p + r * classes
-                if takesClassIndices {
-                    for c in 0..<classes { oneHot[c] = 0 }
-                    oneHot[classIndex(target, r)!] = 1
-                } else {
-                    for c in 0..<classes { oneHot[c] = target.floats[r * classes + c] }
-                }
-                let targetSum = oneHot.reduce(0, +)
-                if logits {
-                    var maximum = -Float.infinity
-                    for c in 0..<classes { maximum = max(maximum, row[c]) }
-                    var sum: Float = 0
-                    for c in 0..<classes { sum += expf(row[c] - maximum) }
-                    let logSum = maximum + logf(sum)
-                    for c in 0..<classes {
-                        total -= Double(weight * oneHot[c] * (row[c] - logSum))
-                        g?[r * classes + c] = (expf(row[c] - logSum) * targetSum - oneHot[c]) * scale
+            // One row's target distribution, on the stack (no allocation per batch).
+            return withUnsafeTemporaryAllocation(of: Float.self, capacity: classes) { oneHot in
+                oneHot.initialize(repeating: 0)
+                for r in 0..<rows {
+                    let weight = sampleWeights.map { $0[r] } ?? 1
+                    let scale = weight / Float(rows)
+                    let row = p + r * classes
+                    if takesClassIndices {
+                        for c in 0..<classes { oneHot[c] = 0 }
+                        oneHot[classIndex(target, r)!] = 1
+                    } else {
+                        for c in 0..<classes { oneHot[c] = target.floats[r * classes + c] }
                     }
-                } else {
-                    // Keras: probabilities renormalised per row, clipped to [1e-7, 1 − 1e-7].
-                    var sum: Float = 0
-                    for c in 0..<classes { sum += row[c] }
-                    for c in 0..<classes {
-                        let q = min(max(row[c] / sum, 1e-7), 1 - 1e-7)
-                        total -= Double(weight * oneHot[c] * logf(q))
-                        g?[r * classes + c] = -oneHot[c] / (q * sum) * scale + targetSum / sum * scale
+                    let targetSum = oneHot.reduce(0, +)
+                    if logits {
+                        var maximum = -Float.infinity
+                        for c in 0..<classes { maximum = max(maximum, row[c]) }
+                        var sum: Float = 0
+                        for c in 0..<classes { sum += expf(row[c] - maximum) }
+                        let logSum = maximum + logf(sum)
+                        for c in 0..<classes {
+                            total -= Double(weight * oneHot[c] * (row[c] - logSum))
+                            g?[r * classes + c] = (expf(row[c] - logSum) * targetSum - oneHot[c]) * scale
+                        }
+                    } else {
+                        // Keras: probabilities renormalised per row, clipped to [1e-7, 1 − 1e-7].
+                        var sum: Float = 0
+                        for c in 0..<classes { sum += row[c] }
+                        for c in 0..<classes {
+                            let q = min(max(row[c] / sum, 1e-7), 1 - 1e-7)
+                            total -= Double(weight * oneHot[c] * logf(q))
+                            g?[r * classes + c] = -oneHot[c] / (q * sum) * scale + targetSum / sum * scale
+                        }
                     }
                 }
+                return total / Double(rows)
             }
-            return total / Double(rows)
         }
     }
 

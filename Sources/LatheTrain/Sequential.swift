@@ -69,8 +69,14 @@ public class Functional {
     /// Where back-propagation starts when the loss is fused with the final activation.
     private var lossInput: String?
     private let registry: OpRegistry
-    /// Batch inputs, targets and loss gradients by role and shape, reused so steady-state steps do not allocate them.
+    /// Batch inputs, targets and loss gradients by role, reused so steady-state steps do not allocate them.
     private var scratch: [String: Tensor] = [:]
+    /// The engine's feeds and back-propagation seeds, kept so a step does not build new dictionaries.
+    private var feeds: [String: Tensor] = [:], lossSeeds: [String: Tensor] = [:]
+    /// Copies of the trainable weights taken before each optimizer step (see `parameterBackups`).
+    private var backupTensors: [Tensor] = []
+    /// The gradients of the trainable weights in the last step (see `trainableGradients`).
+    private var gradientTensors: [Tensor] = []
     /// Differentiates the loss with respect to the input (`inputGradient`), built on first use.
     private var inputGradientEngine: GradientEngine?
     /// Steps taken by `trainOnBatch` and `trainOnOutputGradient` (seeds their dropout masks).
@@ -259,7 +265,7 @@ public class Functional {
         guard trainCount > 0 else { throw LatheError.invalid("no training samples") }
 
         let parameters = trainableWeights.map { graph!.initializers[$0]! }
-        let backups = try parameters.map { try $0.copy() }
+        let backups = try parameterBackups(parameters)
         var history = History()
         if epochs == 0 { return history }
         for epoch in 1...epochs {
@@ -271,42 +277,44 @@ public class Functional {
             var totals = metrics.map { $0.makeTotals() }
             let batches = (trainCount + batchSize - 1) / batchSize
             for batch in 0..<batches {
-                let where_ = "epoch \(epoch), batch \(batch + 1) of \(batches)"
-                let indices = Array(order[(batch * batchSize)..<min((batch + 1) * batchSize, trainCount)])
+                func where_() -> String { "epoch \(epoch), batch \(batch + 1) of \(batches)" }
+                let indices = order[(batch * batchSize)..<min((batch + 1) * batchSize, trainCount)]
                 let xb = try gather(x, indices, role: "x"), yb = try gather(y, indices, role: "y")
                 let wb = try weights.map { try gather($0, indices, role: "w") }
                 if let bad = firstNonFinite(xb) {
-                    throw LatheError.invalid("\(where_): input of sample \(indices[bad / max(xb.count / indices.count, 1)]) is not finite (NaN or infinity); weights kept from the last good step")
+                    throw LatheError.invalid("\(where_()): input of sample \(indices[indices.startIndex + bad / max(xb.count / indices.count, 1)]) is not finite (NaN or infinity); weights kept from the last good step")
                 }
                 if let bad = firstNonFinite(yb) {
-                    throw LatheError.invalid("\(where_): target of sample \(indices[bad / max(yb.count / indices.count, 1)]) is not finite (NaN or infinity); weights kept from the last good step")
+                    throw LatheError.invalid("\(where_()): target of sample \(indices[indices.startIndex + bad / max(yb.count / indices.count, 1)]) is not finite (NaN or infinity); weights kept from the last good step")
                 }
                 let value: Double
                 do {
-                    let output = try engine.forward(["input": xb], training: true, seed: mix(epochSeed, UInt64(batch + 1)))[0]
+                    feeds["input"] = xb
+                    let output = try engine.forward(feeds, training: true, seed: mix(epochSeed, UInt64(batch + 1)))[0]
                     value = try lossAndBackward(engine, loss, output: output, target: yb, weights: wb) + penalty()
                     for (m, metric) in metrics.enumerated() {
                         metric.accumulate(prediction: output, target: yb, loss: loss, into: &totals[m])
                     }
                 } catch let error as LatheError {
-                    throw LatheError(error.status, "\(where_): \(error.message)")
+                    throw LatheError(error.status, "\(where_()): \(error.message)")
                 }
                 guard value.isFinite else {
-                    throw LatheError.invalid("\(where_): loss is not finite (\(value)); training stopped, weights kept from the last good step")
+                    throw LatheError.invalid("\(where_()): loss is not finite (\(value)); training stopped, weights kept from the last good step")
                 }
-                let gradients = trainableWeights.map { engine.gradient($0)! }
-                for (name, w, g) in zip3(trainableWeights, parameters, gradients) {
+                let gradients = trainableGradients(engine)
+                for (k, name) in trainableWeights.enumerated() {
                     guard let factor = regularization[name], factor != 0 else { continue }
+                    let w = parameters[k], g = gradients[k]
                     for i in 0..<w.count { g.floats[i] += 2 * factor * w.floats[i] }
                 }
                 if let name = zip(trainableWeights, gradients).first(where: { firstNonFinite($0.1) != nil })?.0 {
-                    throw LatheError.invalid("\(where_): gradient of '\(name)' is not finite; training stopped, weights kept from the last good step")
+                    throw LatheError.invalid("\(where_()): gradient of '\(name)' is not finite; training stopped, weights kept from the last good step")
                 }
                 for (backup, p) in zip(backups, parameters) { backup.bytes.copyMemory(from: p.bytes, byteCount: p.byteCount) }
                 try optimizer.step(parameters: parameters, gradients: gradients)
                 if let name = zip(trainableWeights, parameters).first(where: { firstNonFinite($0.1) != nil })?.0 {
                     for (backup, p) in zip(backups, parameters) { p.bytes.copyMemory(from: backup.bytes, byteCount: p.byteCount) }
-                    throw LatheError.invalid("\(where_): the update made '\(name)' non-finite; weights restored to the last good step")
+                    throw LatheError.invalid("\(where_()): the update made '\(name)' non-finite; weights restored to the last good step")
                 }
                 lossSum += value * Double(indices.count)
                 seen += indices.count
@@ -383,25 +391,44 @@ public class Functional {
     private func lossAndBackward(_ engine: GradientEngine, _ loss: Loss, output: Tensor, target: Tensor, weights: Tensor?) throws -> Double {
         let start = lossInput ?? graph!.outputs[0].name
         let prediction = lossInput.map { engine.value($0)! } ?? output
-        let seed = try buffer("seed", .float32, prediction.shape)
+        let seed = try buffer("seed", .float32, rows: prediction.shape[0], rowShape: prediction.shape.dropFirst())
         let value = try (lossInput == nil ? loss : loss.onLogits).compute(prediction: prediction, target: target, gradient: seed,
                                                                          sampleWeights: weights.map { UnsafePointer($0.floats) })
-        try engine.backward(seeds: [start: seed])
+        lossSeeds.removeAll(keepingCapacity: true)
+        lossSeeds[start] = seed
+        try engine.backward(seeds: lossSeeds)
         return value
     }
 
-    /// A reusable tensor for `role` of this dtype and shape (contents left from its previous use).
-    private func buffer(_ role: String, _ dtype: DType, _ shape: [Int]) throws -> Tensor {
-        let key = "\(role)\(dtype)\(shape)"
-        if let t = scratch[key] { return t }
-        let t = try Tensor(dtype, shape: shape)
-        scratch[key] = t
+    /// The engine's gradients of the trainable weights (the array is kept while the tensors stay the same).
+    private func trainableGradients(_ engine: GradientEngine) -> [Tensor] {
+        var same = gradientTensors.count == trainableWeights.count
+        for (k, name) in trainableWeights.enumerated() where same { same = engine.gradient(name)!.bytes == gradientTensors[k].bytes }
+        if !same { gradientTensors = trainableWeights.map { engine.gradient($0)! } }
+        return gradientTensors
+    }
+
+    /// Tensors shaped like `parameters` for undoing a bad update, kept across steps (contents left from
+    /// their previous use; the caller copies the weights in).
+    private func parameterBackups(_ parameters: [Tensor]) throws -> [Tensor] {
+        if backupTensors.count != parameters.count || zip(backupTensors, parameters).contains(where: { $0.shape != $1.shape }) {
+            backupTensors = try parameters.map { try Tensor(.float32, shape: $0.shape) }
+        }
+        return backupTensors
+    }
+
+    /// The reusable tensor for `role`, of this dtype and shape `[rows] + rowShape`: kept while they repeat
+    /// (contents left from its previous use), replaced when they change.
+    private func buffer(_ role: String, _ dtype: DType, rows: Int, rowShape: ArraySlice<Int>) throws -> Tensor {
+        if let t = scratch[role], t.dtype == dtype, t.shape.first == rows, t.shape.dropFirst().elementsEqual(rowShape) { return t }
+        let t = try Tensor(dtype, shape: [rows] + rowShape)
+        scratch[role] = t
         return t
     }
 
     /// The samples `indices` of `t`, copied into the reusable buffer for `role`.
-    private func gather(_ t: Tensor, _ indices: [Int], role: String) throws -> Tensor {
-        let out = try buffer(role, t.dtype, [indices.count] + t.shape.dropFirst())
+    private func gather<Indices: Collection<Int>>(_ t: Tensor, _ indices: Indices, role: String) throws -> Tensor {
+        let out = try buffer(role, t.dtype, rows: indices.count, rowShape: t.shape.dropFirst())
         let rowBytes = t.shape.dropFirst().reduce(1, *) * t.dtype.size
         for (i, r) in indices.enumerated() { (out.bytes + i * rowBytes).copyMemory(from: t.bytes + r * rowBytes, byteCount: rowBytes) }
         return out
@@ -473,11 +500,6 @@ func rows(_ t: Tensor, _ indices: [Int]) throws -> Tensor {
     return out
 }
 
-/// Three sequences side by side.
-func zip3<A: Sequence, B: Sequence, C: Sequence>(_ a: A, _ b: B, _ c: C) -> [(A.Element, B.Element, C.Element)] {
-    zip(zip(a, b), c).map { ($0.0, $0.1, $1) }
-}
-
 /// The index of the first NaN or infinity in a float32 tensor (nil when all finite, or not float32).
 func firstNonFinite(_ t: Tensor) -> Int? {
     guard t.dtype == .float32 else { return nil }
@@ -515,7 +537,8 @@ extension Functional {
         try checkSamples(x, y)
         try requireFinite(x, "x")
         batchSteps += 1
-        let output = try engine.forward(["input": x], training: true, seed: mix(seed, batchSteps))[0]
+        feeds["input"] = x
+        let output = try engine.forward(feeds, training: true, seed: mix(seed, batchSteps))[0]
         let value = try lossAndBackward(engine, loss, output: output, target: y, weights: nil) + penalty()
         guard value.isFinite else { throw LatheError.invalid("trainOnBatch: loss is not finite (\(value)); weights unchanged") }
         var logs = ["loss": value]
@@ -576,11 +599,12 @@ extension Functional {
     /// update that makes a weight non-finite is undone.
     private func applyGradients(_ engine: GradientEngine, _ optimizer: Optimizer) throws {
         let parameters = trainableWeights.map { graph!.initializers[$0]! }
-        let gradients = trainableWeights.map { engine.gradient($0)! }
+        let gradients = trainableGradients(engine)
         if let name = zip(trainableWeights, gradients).first(where: { firstNonFinite($0.1) != nil })?.0 {
             throw LatheError.invalid("gradient of '\(name)' is not finite; weights unchanged")
         }
-        let backups = try parameters.map { try $0.copy() }
+        let backups = try parameterBackups(parameters)
+        for (backup, p) in zip(backups, parameters) { backup.bytes.copyMemory(from: p.bytes, byteCount: p.byteCount) }
         try optimizer.step(parameters: parameters, gradients: gradients)
         if let name = zip(trainableWeights, parameters).first(where: { firstNonFinite($0.1) != nil })?.0 {
             for (backup, p) in zip(backups, parameters) { p.bytes.copyMemory(from: backup.bytes, byteCount: p.byteCount) }

@@ -19,8 +19,12 @@ import LatheOps
 // `trainingForward`, which may save tensors for their backward; the others reuse the inference kernel.
 //
 // **Engine.** `GradientEngine` sorts the graph, binds kernels and gradients, and, per input-shape
-// signature, allocates every value and gradient buffer once; later steps with the same shapes reuse them.
-// Constant sub-graphs (shape arithmetic) are folded as in inference.
+// signature, allocates every value and gradient buffer once, specialises each kernel for those shapes (as
+// the inference planner does) and gives them one scratch workspace; later steps with the same shapes reuse
+// them. Gradient kernels keep their saved tensors and scratch (`ReusedTensors`) and shape-derived tables
+// (`ShapeCache`), and `fit` keeps its batch slices and weight backups, so a steady-state step allocates
+// nothing (bindings/python/tests/test_train_alloc_free.py). Constant sub-graphs (shape arithmetic) are
+// folded as in inference.
 //
 // **Losses** are computed outside the graph, in Swift, from the model output (`Loss`). When the
 // model ends in Softmax (Sigmoid) and the loss is categorical (binary) cross-entropy from probabilities,

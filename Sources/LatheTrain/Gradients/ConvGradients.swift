@@ -16,6 +16,10 @@ enum ConvGradients {
 final class ConvGradient: GradientKernel {
     let window: WindowSpec
     let group: Int
+    /// The unfolded-input scratch, reused by later steps of the same shapes.
+    let reused = ReusedTensors()
+    /// The window geometry for the last input and kernel shapes (the kernel's shape is fixed per node).
+    let geometry = ShapeCache<WindowGeometry>()
 
     init(window: WindowSpec, group: Int) {
         self.window = window
@@ -26,7 +30,9 @@ final class ConvGradient: GradientKernel {
         let x = try floatTensor(p.inputs, 0, "X"), w = try floatTensor(p.inputs, 1, "W")
         let dy = try floatTensor(p.outputGradients, 0, "dY")
         let dx = slot(p.inputGradients, 0), dw = slot(p.inputGradients, 1), db = slot(p.inputGradients, 2)
-        let g = try window.resolve(input: Array(x.shape.dropFirst(2)), kernel: Array(w.shape.dropFirst(2)))
+        let g = try geometry.value(for: x.shape) {
+            try window.resolve(input: Array(x.shape.dropFirst(2)), kernel: Array(w.shape.dropFirst(2)))
+        }
         let batch = x.shape[0], channels = x.shape[1], filters = w.shape[0]
         let groupChannels = channels / group, groupFilters = filters / group
         let rows = groupChannels * g.kernelCount, inCount = g.inputCount, outCount = g.outputCount
@@ -41,8 +47,7 @@ final class ConvGradient: GradientKernel {
             }
         }
         guard dx != nil || dw != nil, rows > 0, outCount > 0 else { return }
-        let col = UnsafeMutablePointer<Float>.allocate(capacity: rows * outCount)
-        defer { col.deallocate() }
+        let col = try reused.tensor(0, count: rows * outCount, shape: [rows * outCount]).floats
         for n in 0..<batch {
             for gi in 0..<group {
                 let xg = x.floats + (n * channels + gi * groupChannels) * inCount

@@ -50,6 +50,11 @@ func accumulateReduced(_ source: Tensor, into target: Tensor, scale: Float = 1) 
         for i in 0..<source.count { t[i] += scale * s[i] }
         return
     }
+    if target.rank == 1, source.rank >= 1, source.shape[source.rank - 1] == target.count {   // a bias: sum the rows
+        let n = target.count, rows = n == 0 ? 0 : source.count / n
+        for r in 0..<rows { for j in 0..<n { t[j] += scale * s[r * n + j] } }
+        return
+    }
     walkBroadcast(source.shape, target.shape, target.shape) { o, i, _ in t[i] += scale * s[o] }
 }
 
@@ -61,4 +66,54 @@ func gemmAccumulate(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: F
     if k == 0 { return }
     packageSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                  beta: 1, c: c, ldc: ldc)
+}
+
+/// Tensors a gradient kernel keeps from one step to the next (saved activations, scratch), so a
+/// steady-state training step does not allocate them: slot `i` is allocated again only when its element
+/// count changes (the kernel reads them as flat float arrays). A kernel object belongs to one engine,
+/// which runs one pass at a time (hence unchecked Sendable).
+final class ReusedTensors: @unchecked Sendable {
+    private var tensors: [Tensor?] = []
+    private var list: [Tensor] = []
+
+    /// Slot `i`: `count` floats (allocated as `shape` when new), filled with zeros as a new tensor is.
+    func zeroed(_ i: Int, count: Int, shape: @autoclosure () -> [Int]) throws -> Tensor {
+        let t = try tensor(i, count: count, shape: shape())
+        t.bytes.initializeMemory(as: UInt8.self, repeating: 0, count: t.byteCount)
+        return t
+    }
+
+    /// Slot `i`: `count` floats (allocated as `shape` when new); contents left from the previous use.
+    func tensor(_ i: Int, count: Int, shape: @autoclosure () -> [Int]) throws -> Tensor {
+        if i < tensors.count, let t = tensors[i], t.count == count { return t }
+        while tensors.count <= i { tensors.append(nil) }
+        let t = try Tensor(.float32, shape: shape())
+        tensors[i] = t
+        return t
+    }
+
+    /// Slots `0..<count` as one array (kept while they hold the same tensors): a kernel's saved tensors.
+    func first(_ count: Int) -> [Tensor] {
+        if list.count != count || zip(list, tensors).contains(where: { $0.bytes != $1?.bytes }) {
+            list = tensors[0..<count].map { $0! }
+        }
+        return list
+    }
+}
+
+/// What a gradient kernel derives from its input shape (window geometry, tap tables), kept while the
+/// shape repeats so a steady-state step does not rebuild it. Used by one engine, one pass at a time
+/// (hence unchecked Sendable).
+final class ShapeCache<Value>: @unchecked Sendable {
+    private var shape: [Int]?
+    private var value: Value?
+
+    /// The value for `shape`: the kept one when `shape` is the last one asked for, else `make()` (kept).
+    func value(for shape: [Int], _ make: () throws -> Value) rethrows -> Value {
+        if let value, self.shape == shape { return value }
+        let made = try make()
+        self.shape = shape
+        value = made
+        return made
+    }
 }

@@ -21,6 +21,8 @@ final class PoolGradient: GradientKernel {
     let window: WindowSpec
     let maximum: Bool
     let countIncludePad: Bool
+    /// The window geometry and taps for the last input shape.
+    let geometry = ShapeCache<(WindowGeometry, WindowTaps)>()
 
     init(window: WindowSpec, maximum: Bool, countIncludePad: Bool) {
         self.window = window
@@ -34,8 +36,10 @@ final class PoolGradient: GradientKernel {
         guard let kernel = window.kernelShape, x.rank == kernel.count + 2 else {
             throw LatheError.shape("X of shape \(x.shape) does not fit the pooling kernel")
         }
-        let g = try window.resolve(input: Array(x.shape.dropFirst(2)), kernel: kernel)
-        let taps = WindowTaps(g)
+        let (g, taps) = try geometry.value(for: x.shape) {
+            let g = try window.resolve(input: Array(x.shape.dropFirst(2)), kernel: kernel)
+            return (g, WindowTaps(g))
+        }
         let planes = x.shape[0] * x.shape[1], inCount = g.inputCount, outCount = g.outputCount
         taps.offsets.withUnsafeBufferPointer { offsets in
             taps.start.withUnsafeBufferPointer { start in

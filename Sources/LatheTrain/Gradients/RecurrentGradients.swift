@@ -96,6 +96,8 @@ final class RecurrentGradient: GradientKernel {
     let cellActivations: [CellActivation]
     /// Why this node's backward cannot run, if it cannot.
     let unsupported: String?
+    /// The saved states and scratch of the last pass, reused by the next one of the same shapes.
+    let reused = ReusedTensors()
 
     init(_ c: NodeContext, cell: Cell) throws {
         self.cell = cell
@@ -174,13 +176,14 @@ final class RecurrentGradient: GradientKernel {
         let bias = slot(inputs, 3), initialH = slot(inputs, 5), initialC = cell == .lstm ? slot(inputs, 6) : nil
         let hidden = g.hidden, width = cell.gates * hidden, rows = g.seq * g.batch
         let stateCount = (g.seq + 1) * g.batch * hidden
-        let states = try Tensor(.float32, shape: [g.directions, g.seq + 1, g.batch, hidden])
-        let cells = try Tensor(.float32, shape: cell == .lstm ? [g.directions, g.seq + 1, g.batch, hidden] : [0])
-        let gates = try Tensor(.float32, shape: [g.directions, g.seq, g.batch, width])
-        let aux = try Tensor(.float32, shape: cell.isGRU ? [g.directions, g.seq, g.batch, hidden] : [0])
-        let xs = try Tensor(.float32, shape: [rows, g.input])
-        let gateBias = try Tensor(.float32, shape: [2 * width])
-        let recurrent = try Tensor(.float32, shape: [g.batch, width])
+        let lstm = cell == .lstm, gru = cell.isGRU, directions = g.directions
+        let states = try reused.zeroed(0, count: directions * stateCount, shape: [directions, g.seq + 1, g.batch, hidden])
+        let cells = try reused.zeroed(1, count: lstm ? directions * stateCount : 0, shape: lstm ? [directions, g.seq + 1, g.batch, hidden] : [0])
+        let gates = try reused.zeroed(2, count: directions * rows * width, shape: [directions, g.seq, g.batch, width])
+        let aux = try reused.zeroed(3, count: gru ? directions * rows * hidden : 0, shape: gru ? [directions, g.seq, g.batch, hidden] : [0])
+        let xs = try reused.zeroed(4, count: rows * g.input, shape: [rows, g.input])
+        let gateBias = try reused.zeroed(5, count: 2 * width, shape: [2 * width])
+        let recurrent = try reused.zeroed(6, count: g.batch * width, shape: [g.batch, width])
         for d in 0..<g.directions {
             let hs = states.floats + d * stateCount, acts = gates.floats + d * rows * width
             let wd = w.floats + d * width * g.input, rd = r.floats + d * width * hidden
@@ -271,15 +274,16 @@ final class RecurrentGradient: GradientKernel {
                     }
                 }
             }
-            for (slotIndex, source) in [(1, hs), (2, cs)] where slotIndex < outputs.count {
+            for slotIndex in 1...2 where slotIndex < outputs.count {
                 guard let out = outputs[slotIndex] else { continue }
+                let source = slotIndex == 1 ? hs : cs
                 let last = source + g.seq * g.batch * hidden
                 for b in 0..<g.batch {
                     (out.floats + g.stateOffset(d, b)).update(from: last + b * hidden, count: hidden)
                 }
             }
         }
-        return [states, cells, gates, aux]
+        return reused.first(4)   // [states, cells, gates, aux]
     }
 
     func backward(_ p: BackwardPass) throws {
@@ -303,17 +307,19 @@ final class RecurrentGradient: GradientKernel {
         let hidden = g.hidden, width = cell.gates * hidden, rows = g.seq * g.batch
         let stateCount = (g.seq + 1) * g.batch * hidden
         // Per step: dInput = dLoss/d(pre-activations from X), dRecurrent = dLoss/d(recurrent products).
-        let dInput = try Tensor(.float32, shape: [rows, width])
-        let dRecurrent = cell.isGRU ? try Tensor(.float32, shape: [rows, width]) : dInput
-        let dh = try Tensor(.float32, shape: [g.batch, hidden]), dc = try Tensor(.float32, shape: [g.batch, hidden])
-        let dhPrev = try Tensor(.float32, shape: [g.batch, hidden])
-        let xs = try Tensor(.float32, shape: [rows, g.input])
-        let dxs = try Tensor(.float32, shape: dX == nil ? [0] : [rows, g.input])
+        let dInput = try reused.zeroed(7, count: rows * width, shape: [rows, width])
+        let dRecurrent = cell.isGRU ? try reused.zeroed(8, count: rows * width, shape: [rows, width]) : dInput
+        let dh = try reused.zeroed(9, count: g.batch * hidden, shape: [g.batch, hidden])
+        let dc = try reused.zeroed(10, count: g.batch * hidden, shape: [g.batch, hidden])
+        let dhPrev = try reused.zeroed(11, count: g.batch * hidden, shape: [g.batch, hidden])
+        let xs = try reused.zeroed(12, count: rows * g.input, shape: [rows, g.input])
+        let dxs = try reused.zeroed(13, count: dX == nil ? 0 : rows * g.input, shape: dX == nil ? [0] : [rows, g.input])
         for d in 0..<g.directions {
             let hs = states.floats + d * stateCount, acts = gates.floats + d * rows * width
             let cs = cells.floats + (cell == .lstm ? d * stateCount : 0)
             let rd = r.floats + d * width * hidden
-            for (gradient, target) in [(dYh, dh), (dYc, dc)] {
+            for state in 0..<2 {   // the hidden state, then the cell state
+                let gradient = state == 0 ? dYh : dYc, target = state == 0 ? dh : dc
                 for b in 0..<g.batch {
                     if let gradient {
                         (target.floats + b * hidden).update(from: gradient.floats + g.stateOffset(d, b), count: hidden)

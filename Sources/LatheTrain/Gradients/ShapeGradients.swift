@@ -31,32 +31,40 @@ final class TransposeGradient: GradientKernel {
     /// The forward permutation; nil reverses the axes.
     let perm: [Int]?
 
+    /// Per output axis, the input stride it walks, for the last input shape.
+    let walks = ShapeCache<[Int]>()
+
     init(perm: [Int]?) { self.perm = perm }
 
     func backward(_ p: BackwardPass) throws {
         guard let dx = slot(p.inputGradients, 0) else { return }
         let dy = try floatTensor(p.outputGradients, 0, "dY")
         let rank = dx.rank
-        let perm = self.perm ?? Array((0..<rank).reversed())
-        guard perm.count == rank else { throw LatheError.invalid("perm \(perm) does not fit rank \(rank)") }
-        let inStrides = ShapeMath.strides(dx.shape)
         // Output axis d walks input axis perm[d]; visit dY in order and scatter into dX.
-        let outShape = dy.shape, walk = perm.map { inStrides[$0] }
+        let walk = try walks.value(for: dx.shape) {
+            let perm = self.perm ?? Array((0..<rank).reversed())
+            guard perm.count == rank else { throw LatheError.invalid("perm \(perm) does not fit rank \(rank)") }
+            let inStrides = ShapeMath.strides(dx.shape)
+            return perm.map { inStrides[$0] }
+        }
+        let outShape = dy.shape
         let count = dy.count
         if count == 0 { return }
-        var index = [Int](repeating: 0, count: rank)
-        let g = dy.floats, d = dx.floats
-        var offset = 0
-        for o in 0..<count {
-            d[offset] += g[o]
-            var a = rank - 1
-            while a >= 0 {
-                index[a] += 1
-                offset += walk[a]
-                if index[a] < outShape[a] { break }
-                offset -= walk[a] * outShape[a]
-                index[a] = 0
-                a -= 1
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: rank) { index in
+            index.initialize(repeating: 0)
+            let g = dy.floats, d = dx.floats
+            var offset = 0
+            for o in 0..<count {
+                d[offset] += g[o]
+                var a = rank - 1
+                while a >= 0 {
+                    index[a] += 1
+                    offset += walk[a]
+                    if index[a] < outShape[a] { break }
+                    offset -= walk[a] * outShape[a]
+                    index[a] = 0
+                    a -= 1
+                }
             }
         }
     }
@@ -90,6 +98,8 @@ final class ConcatGradient: GradientKernel {
 final class DropoutGradient: GradientKernel {
     /// The node's `seed` attribute, if any.
     let seedAttribute: Int?
+    /// The mask scale of the last pass (every element rewritten each pass), reused at the same shape.
+    let reused = ReusedTensors()
 
     init(seedAttribute: Int?) { self.seedAttribute = seedAttribute }
 
@@ -100,7 +110,7 @@ final class DropoutGradient: GradientKernel {
             ratio = r.dtype == .float64 ? Float(r.bytes.load(as: Double.self)) : r.floats[0]
         }
         guard ratio >= 0 && ratio < 1 else { throw LatheError.invalid("Dropout ratio must be in [0, 1), got \(ratio)") }
-        let scale = try Tensor(.float32, shape: x.shape)
+        let scale = try reused.tensor(0, count: x.count, shape: x.shape)
         var rng = SeededGenerator(seed: seedAttribute.map { mix(UInt64(bitPattern: Int64($0)), seed) } ?? seed)
         let keep = 1 / (1 - ratio), s = scale.floats
         for i in 0..<x.count { s[i] = rng.nextUnitFloat() < ratio ? 0 : keep }
@@ -109,7 +119,7 @@ final class DropoutGradient: GradientKernel {
             let m = mask.bytes.assumingMemoryBound(to: UInt8.self)
             for i in 0..<x.count { m[i] = s[i] == 0 ? 0 : 1 }
         }
-        return [scale]
+        return reused.first(1)
     }
 
     func backward(_ p: BackwardPass) throws {
