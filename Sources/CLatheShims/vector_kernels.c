@@ -3,6 +3,7 @@
  * picked once per process. Every level computes the same bits (see the body). */
 
 #include "lathe_shims.h"
+#include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,11 @@ typedef float lts_v16f_unaligned __attribute__((ext_vector_type(16), aligned(4))
 #undef LTS_LEVEL
 #undef LTS_TARGET
 
+/* AVX-512 has masked loads and stores (no fault past the mask): partial vectors without memcpy. */
+#undef lts_load_partial
+#undef lts_store_partial
+#define lts_load_partial(p, n) ((lts_v16f)_mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1), (p)))
+#define lts_store_partial(v, p, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1), (__m512)(v))
 #define LTS_LEVEL avx512
 #define LTS_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
 #include "vector_kernels_body.h"
