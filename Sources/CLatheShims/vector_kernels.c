@@ -101,10 +101,6 @@ const lts_vector_kernels *lts_vector_kernels_active(void) {
     return k;
 }
 
-void lts_vector_exp(const float *x, float *y, size_t count, const float *bias) {
-    lts_vector_kernels_active()->exp(x, y, count, bias);
-}
-
 void lts_vector_sigmoid(const float *x, float *y, size_t count, const float *bias) {
     lts_vector_kernels_active()->sigmoid(x, y, count, bias);
 }

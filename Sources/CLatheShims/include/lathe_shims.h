@@ -78,7 +78,6 @@ lts_vector_level lts_best_vector_level(void);
 /** The kernels every Lathe op uses: those of `lts_best_vector_level()`. */
 const lts_vector_kernels *lts_vector_kernels_active(void);
 /** The active level's kernels (`lts_vector_kernels_active()`), one call per array. */
-void lts_vector_exp(const float *x, float *y, size_t count, const float *bias);
 void lts_vector_sigmoid(const float *x, float *y, size_t count, const float *bias);
 void lts_vector_tanh(const float *x, float *y, size_t count, const float *bias);
 void lts_vector_lstm_step(float *gate, const float *projected, const float *bias, float *h, float *c,
