@@ -1,3 +1,4 @@
+import CLatheShims
 import LatheCore
 
 /// Elementwise float32 activations: Relu, LeakyRelu, Sigmoid, Tanh, Clip.
@@ -12,14 +13,15 @@ enum ActivationOps {
 }
 
 extension FusedActivation {
-    /// `y[i] = f(x[i])` for `count` elements (`x` may equal `y`), vectorised (see `VectorMath`).
+    /// `y[i] = f(x[i])` for `count` elements (`x` may equal `y`), vectorised (see `VectorMath`; Sigmoid
+    /// and Tanh run the C kernels at the CPU's instruction-set level, `lts_vector_sigmoid`/`_tanh`).
     func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
         case .relu: VectorMath.map(x, y, count: count, VectorMath.relu)
         case .leakyRelu(let alpha): VectorMath.map(x, y, count: count) { VectorMath.leakyRelu($0, alpha) }
         case .clip(let lo, let hi): VectorMath.map(x, y, count: count) { VectorMath.clip($0, lo, hi) }
-        case .sigmoid: VectorMath.map(x, y, count: count, VectorMath.sigmoid)
-        case .tanh: VectorMath.map(x, y, count: count, VectorMath.tanh)
+        case .sigmoid: lts_vector_sigmoid(x, y, count, nil)
+        case .tanh: lts_vector_tanh(x, y, count, nil)
         }
     }
 
@@ -36,8 +38,8 @@ func addBiasAndActivate(_ activation: FusedActivation?, _ x: UnsafePointer<Float
     case .relu: VectorMath.map(x, y, count: count) { VectorMath.relu($0 + bias) }
     case .leakyRelu(let alpha): VectorMath.map(x, y, count: count) { VectorMath.leakyRelu($0 + bias, alpha) }
     case .clip(let lo, let hi): VectorMath.map(x, y, count: count) { VectorMath.clip($0 + bias, lo, hi) }
-    case .sigmoid: VectorMath.map(x, y, count: count) { VectorMath.sigmoid($0 + bias) }
-    case .tanh: VectorMath.map(x, y, count: count) { VectorMath.tanh($0 + bias) }
+    case .sigmoid: withUnsafePointer(to: bias) { lts_vector_sigmoid(x, y, count, $0) }
+    case .tanh: withUnsafePointer(to: bias) { lts_vector_tanh(x, y, count, $0) }
     }
 }
 

@@ -1,3 +1,4 @@
+import CLatheShims
 import LatheCore
 
 /// LSTM and GRU (float32, opsets 7 and later, `layout` from opset 14).
@@ -380,7 +381,7 @@ final class LSTMKernel: RecurrentKernel {
                     let xp = projection + g.xRow(t, b) * projectionWidth + d * width
                     let hb = h + b * hidden, cb = c + b * hidden
                     if standardCell {
-                        LSTMKernel.standardStep(gate: gate, projected: xp, bias: gateBias, h: hb, c: cb, hidden: hidden)
+                        lts_vector_lstm_step(gate, xp, gateBias, hb, cb, hidden)
                         if let y { (y.floats + g.yOffset(t, d, b)).update(from: hb, count: hidden) }
                         continue
                     }
@@ -414,42 +415,6 @@ final class LSTMKernel: RecurrentKernel {
             config.storeState(h, direction: d, lengths: lengths, into: yH, g)
             config.storeState(c, direction: d, lengths: lengths, into: yC, g)
         }
-    }
-}
-
-extension LSTMKernel {
-    /// One time step of the default cell for one batch row, 16 hidden units per vector: gate
-    /// pre-activations `gate += projected + bias`, then `c = σ(f)·c + σ(i)·tanh(g)`, `h = σ(o)·tanh(c)`.
-    /// The same arithmetic, element by element, as the general path.
-    static func standardStep(gate: UnsafeMutablePointer<Float>, projected: UnsafePointer<Float>,
-                             bias: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
-                             c: UnsafeMutablePointer<Float>, hidden: Int) {
-        typealias V = VectorMath.V
-        @inline(__always) func unit(_ j: Int, _ n: Int) {
-            @inline(__always) func pre(_ offset: Int) -> V {
-                let at = offset + j
-                if n == VectorMath.width {
-                    return VectorMath.load(gate + at) + (VectorMath.load(projected + at) + VectorMath.load(bias + at))
-                }
-                return VectorMath.loadPartial(gate + at, n)
-                    + (VectorMath.loadPartial(projected + at, n) + VectorMath.loadPartial(bias + at, n))
-            }
-            let i = VectorMath.sigmoid(pre(0)), o = VectorMath.sigmoid(pre(hidden))
-            let f = VectorMath.sigmoid(pre(2 * hidden)), candidate = VectorMath.tanh(pre(3 * hidden))
-            let cOld = n == VectorMath.width ? VectorMath.load(c + j) : VectorMath.loadPartial(c + j, n)
-            let cNew = f * cOld + i * candidate
-            let hNew = o * VectorMath.tanh(cNew)
-            if n == VectorMath.width {
-                VectorMath.store(cNew, c + j)
-                VectorMath.store(hNew, h + j)
-            } else {
-                VectorMath.storePartial(cNew, c + j, n)
-                VectorMath.storePartial(hNew, h + j, n)
-            }
-        }
-        var j = 0
-        while j + VectorMath.width <= hidden { unit(j, VectorMath.width); j += VectorMath.width }
-        if j < hidden { unit(j, hidden - j) }
     }
 }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLatheShims
 import LatheCore
 
 /// One of the activation functions an ONNX recurrent op (LSTM, GRU) may name in `activations`,
@@ -77,15 +78,16 @@ enum RecurrentActivation: Sendable, Equatable {
     }
 
     /// Applies the function in place to `count` contiguous values (one dispatch per call, not per element;
-    /// Relu, Tanh, Sigmoid and ScaledTanh vectorised, see `VectorMath`).
+    /// Relu, Tanh, Sigmoid and ScaledTanh vectorised, see `VectorMath`; Tanh and Sigmoid run the C kernels
+    /// at the CPU's instruction-set level).
     func apply(_ x: UnsafeMutablePointer<Float>, _ count: Int) {
         switch self {
         case .relu:
             VectorMath.map(x, x, count: count, VectorMath.relu)
         case .tanh:
-            VectorMath.map(x, x, count: count, VectorMath.tanh)
+            lts_vector_tanh(x, x, count, nil)
         case .sigmoid:
-            VectorMath.map(x, x, count: count, VectorMath.sigmoid)
+            lts_vector_sigmoid(x, x, count, nil)
         case .affine(let alpha, let beta):
             for i in 0..<count { x[i] = alpha * x[i] + beta }
         case .leakyRelu(let alpha):

@@ -6,6 +6,11 @@
 /// `sigmoid` ≤ 2 ulp, `tanh` ≤ 1 ulp (tested bounds 1, 2, 2), including subnormal results; overflow
 /// to +inf and flush to 0 where `expf` does; NaN in → NaN out; ±inf give the limits; tanh keeps −0. Every element goes through the same
 /// vector arithmetic, tails included, so results do not depend on a buffer's length or alignment.
+///
+/// Swift code here compiles for baseline x86-64 (four lanes at a time), so the hot array forms of `exp`,
+/// `sigmoid`, `tanh` and the LSTM cell step are C copies of this arithmetic, compiled per instruction-set
+/// level and picked once per process (`lts_vector_sigmoid` etc. in `CLatheShims/vector_kernels.c`);
+/// `VectorLevelTests` holds every level to these functions bit for bit. Change both together.
 enum VectorMath {
     /// The vector every kernel here works on.
     typealias V = SIMD16<Float>

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <dlpack/dlpack.h>
 #include <x86_64-linux-gnu/cblas.h>
 #include <dlfcn.h>
@@ -44,5 +45,42 @@ static inline ffi_type *lts_ffi_type_float(void) { return &ffi_type_float; }
 static inline ffi_type *lts_ffi_type_double(void) { return &ffi_type_double; }
 /** FFI_DEFAULT_ABI, an enum constant Swift does not import. */
 static inline ffi_abi lts_ffi_default_abi(void) { return FFI_DEFAULT_ABI; }
+
+/* Float32 elementwise kernels at the CPU's instruction-set level (vector_kernels.c). Each level
+ * computes the same bits as Swift's `VectorMath`; the level is fixed for the process. */
+
+/** An instruction-set level the vector kernels are compiled for. */
+typedef enum {
+    /** x86-64 baseline (SSE2); every CPU. */
+    lts_vector_level_baseline = 0,
+    /** AVX2 and FMA (Haswell, Zen and later). */
+    lts_vector_level_avx2 = 1,
+    /** AVX-512 F, DQ, VL, BW (Skylake-SP, Zen 4 and later). */
+    lts_vector_level_avx512 = 2,
+} lts_vector_level;
+
+/** The kernels of one level. Each `y[i] = f(x[i] + *bias)` (no add when `bias` is NULL) over `count`
+ *  floats, `x` may equal `y`; `lstm_step` is one step of the default LSTM cell for one batch row
+ *  (gates i, o, f, c of `hidden` each: `gate += projected + bias`, then
+ *  `c = σ(f)·c + σ(i)·tanh(g)`, `h = σ(o)·tanh(c)`). */
+typedef struct {
+    void (*exp)(const float *x, float *y, size_t count, const float *bias);
+    void (*sigmoid)(const float *x, float *y, size_t count, const float *bias);
+    void (*tanh)(const float *x, float *y, size_t count, const float *bias);
+    void (*lstm_step)(float *gate, const float *projected, const float *bias, float *h, float *c,
+                      size_t hidden);
+} lts_vector_kernels;
+
+/** The kernels of `level`, or NULL when this CPU lacks it. */
+const lts_vector_kernels *lts_vector_kernels_at(lts_vector_level level);
+/** The best level this CPU runs. */
+lts_vector_level lts_best_vector_level(void);
+/** The kernels every Lathe op uses: those of `lts_best_vector_level()`. */
+const lts_vector_kernels *lts_vector_kernels_active(void);
+/** The active level's kernels (`lts_vector_kernels_active()`), one call per array. */
+void lts_vector_sigmoid(const float *x, float *y, size_t count, const float *bias);
+void lts_vector_tanh(const float *x, float *y, size_t count, const float *bias);
+void lts_vector_lstm_step(float *gate, const float *projected, const float *bias, float *h, float *c,
+                          size_t hidden);
 
 #endif
