@@ -14,8 +14,7 @@
  * arena B" and exits 0, or prints the failing call and exits 1. With ALLOC_COUNT_TRACE=N in the
  * environment, the stacks of the first N counted allocations go to stderr (to find their source).
  */
-#include <execinfo.h>
-#include <stdatomic.h>
+#define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,45 +22,7 @@
 
 #include "lathe.h"
 
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t count, size_t size);
-extern void *__libc_realloc(void *pointer, size_t size);
-extern void *__libc_memalign(size_t alignment, size_t size);
-extern void __libc_free(void *pointer);
-
-static atomic_int counting;
-static atomic_long allocations;
-
-static long trace_limit;
-static _Thread_local int tracing;
-
-static void note(void) {
-    if (!atomic_load_explicit(&counting, memory_order_relaxed) || tracing) return;
-    long n = atomic_fetch_add(&allocations, 1);
-    if (n < trace_limit) {
-        void *frames[24];
-        tracing = 1;
-        int depth = backtrace(frames, 24);
-        fprintf(stderr, "allocation %ld:\n", n);
-        backtrace_symbols_fd(frames, depth, 2);
-        tracing = 0;
-    }
-}
-
-void *malloc(size_t size) { note(); return __libc_malloc(size); }
-void *calloc(size_t count, size_t size) { note(); return __libc_calloc(count, size); }
-void *realloc(void *pointer, size_t size) { note(); return __libc_realloc(pointer, size); }
-void free(void *pointer) { __libc_free(pointer); }
-void *memalign(size_t alignment, size_t size) { note(); return __libc_memalign(alignment, size); }
-void *aligned_alloc(size_t alignment, size_t size) { note(); return __libc_memalign(alignment, size); }
-void *valloc(size_t size) { note(); return __libc_memalign(4096, size); }
-int posix_memalign(void **out, size_t alignment, size_t size) {
-    note();
-    void *p = __libc_memalign(alignment, size);
-    if (!p) return 12; /* ENOMEM */
-    *out = p;
-    return 0;
-}
+#include "alloc_interpose.h"
 
 #define CHECK(call)                                                                        \
     do {                                                                                   \
@@ -167,7 +128,8 @@ int main(int argc, char **argv) {
     atomic_store(&counting, 0);
     size_t arena = 0;
     CHECK(lathe_session_arena_bytes(session, &arena));
-    printf("allocations %ld runs %ld arena %zu checksum %g\n", atomic_load(&allocations), runs, arena, checksum);
+    printf("allocations %ld runs %ld arena %zu checksum %g\n", atomic_load(&allocations) + atomic_load(&blas_allocations),
+           runs, arena, checksum);
 
     lathe_session_free(session);
     lathe_model_free(model);
