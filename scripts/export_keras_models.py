@@ -20,13 +20,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
-import onnxruntime  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf2onnx  # noqa: E402
 from keras import layers  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from make_seed_models import BATCH_SIZES, sample_input, write_tensor  # noqa: E402
+from make_seed_models import write_exported_model  # noqa: E402
 
 OPSET = 17
 
@@ -134,20 +133,8 @@ def main():
     for seed, (name, (factory, input_shape)) in enumerate(KERAS_MODELS.items(), start=21):
         model = seeded_model(factory, seed)
         model_bytes = export(model, input_shape)
-        model_dir = args.out / "keras" / name
-        model_dir.mkdir(parents=True, exist_ok=True)
-        (model_dir / "model.onnx").write_bytes(model_bytes)
-        session = onnxruntime.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-        for batch in BATCH_SIZES:
-            x = sample_input(name, (batch, *input_shape), seed=3000 + batch)
-            (y,) = session.run(["output"], {"input": x})
-            expected = np.asarray(model(x, training=False))
-            np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
-            data_dir = model_dir / f"test_data_set_b{batch}"
-            data_dir.mkdir(parents=True, exist_ok=True)
-            write_tensor(data_dir / "input_0.pb", x, "input")
-            write_tensor(data_dir / "output_0.pb", y, "output")
-        print(f"{model_dir / 'model.onnx'}: {len(model_bytes)} bytes")
+        write_exported_model(args.out / "keras" / name, name, model_bytes, input_shape, 3000,
+                             lambda x: np.asarray(model(x, training=False)))
 
 
 if __name__ == "__main__":

@@ -336,6 +336,27 @@ def write_tensor(path, array, name):
     path.write_bytes(numpy_helper.from_array(array, name).SerializeToString())
 
 
+def write_exported_model(model_dir, name, model_bytes, input_shape, input_seed, reference):
+    """Writes an exporter's `model.onnx` and its reference data sets to `model_dir`.
+
+    For each of BATCH_SIZES, a seeded input (seed `input_seed + batch`) is run by onnxruntime,
+    checked against `reference(x)` (the exporting framework's own output) to rtol 1e-4 / atol 1e-5,
+    and written as test_data_set_b<batch>/{input_0,output_0}.pb.
+    """
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "model.onnx").write_bytes(model_bytes)
+    session = onnxruntime.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    for batch in BATCH_SIZES:
+        x = sample_input(name, (batch, *input_shape), seed=input_seed + batch)
+        (y,) = session.run(["output"], {"input": x})
+        np.testing.assert_allclose(y, reference(x), rtol=1e-4, atol=1e-5)
+        data_dir = model_dir / f"test_data_set_b{batch}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        write_tensor(data_dir / "input_0.pb", x, "input")
+        write_tensor(data_dir / "output_0.pb", y, "output")
+    print(f"{model_dir / 'model.onnx'}: {len(model_bytes)} bytes")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="models", type=pathlib.Path, help="models directory")
