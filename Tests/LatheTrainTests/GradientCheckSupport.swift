@@ -35,11 +35,23 @@ func checkGradients(_ graph: Graph, feeds: [String: Tensor], differentiable: [St
     }
     _ = try engine.forward(feeds, training: training, seed: 7)
     try engine.backward(seeds: [graph.outputs[0].name: r])
+    var tensors: [String: Tensor] = [:]
+    for name in differentiable { tensors[name] = try #require(feeds[name] ?? graph.initializers[name]) }
+    try expectFiniteDifferences(engine, tensors: tensors, order: differentiable, eps: eps, tolerance: tolerance,
+                                objective: objective, sourceLocation: sourceLocation)
+}
+
+/// Compares the engine's gradient of each tensor in `order` (from the backward pass just run) with
+/// central finite differences of `objective`: each element is nudged by ±`eps` in place (and restored),
+/// `(f(v + eps) − f(v − eps)) / 2eps` is accumulated in float64, and the check is
+/// max |numeric − analytic| ≤ `tolerance` · max(1, max |analytic|), with a non-zero analytic gradient.
+func expectFiniteDifferences(_ engine: GradientEngine, tensors: [String: Tensor], order: [String], eps: Float,
+                             tolerance: Float, objective: () throws -> Double,
+                             sourceLocation: SourceLocation) throws {
     var analytic: [String: [Float]] = [:]
-    for name in differentiable { analytic[name] = try #require(engine.gradient(name)).floatArray() }
-    for name in differentiable {
-        let tensor = try #require(feeds[name] ?? graph.initializers[name])
-        let a = analytic[name]!
+    for name in order { analytic[name] = try #require(engine.gradient(name)).floatArray() }
+    for name in order {
+        let tensor = tensors[name]!, a = analytic[name]!
         var numeric = [Float](repeating: 0, count: tensor.count)
         for i in 0..<tensor.count {
             let saved = tensor.floats[i]

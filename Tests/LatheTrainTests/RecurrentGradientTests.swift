@@ -57,27 +57,8 @@ import LatheOps
         }
         _ = try engine.forward(feeds, training: training)
         try engine.backward(seeds: Dictionary(uniqueKeysWithValues: zip(graph.outputs.map(\.name), weights)))
-        var analytic: [String: [Float]] = [:]
-        for name in names { analytic[name] = try #require(engine.gradient(name)).floatArray() }
-        let eps: Float = 1e-2
-        for name in names {
-            let tensor = feeds[name]!, a = analytic[name]!
-            var numeric = [Float](repeating: 0, count: tensor.count)
-            for i in 0..<tensor.count {
-                let saved = tensor.floats[i]
-                tensor.floats[i] = saved + eps
-                let plus = try objective()
-                tensor.floats[i] = saved - eps
-                let minus = try objective()
-                tensor.floats[i] = saved
-                numeric[i] = Float((plus - minus) / (2 * Double(eps)))
-            }
-            let scale = max(1, a.map(abs).max() ?? 0)
-            let error = zip(a, numeric).map { abs($0 - $1) }.max() ?? 0
-            #expect(error <= 1e-2 * scale, "d/d\(name): max |numeric − analytic| = \(error), scale \(scale)",
-                    sourceLocation: sourceLocation)
-            #expect(a.contains { $0 != 0 }, "d/d\(name) is all zero", sourceLocation: sourceLocation)
-        }
+        try expectFiniteDifferences(engine, tensors: feeds, order: names, eps: 1e-2, tolerance: 1e-2,
+                                    objective: objective, sourceLocation: sourceLocation)
     }
 
     @Test(arguments: ["forward", "reverse", "bidirectional"])
