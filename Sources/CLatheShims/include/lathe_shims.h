@@ -83,4 +83,15 @@ void lts_vector_tanh(const float *x, float *y, size_t count, const float *bias);
 void lts_vector_lstm_step(float *gate, const float *projected, const float *bias, float *h, float *c,
                           size_t hidden);
 
+/** `C = alpha·A·B + beta·C` for small products (gemm_small.c): A is m×k with element (i, p) at
+ *  `a[i·a_row + p·a_col]` (so either layout), B is k×n row-major with leading dimension `ldb`, C is m×n
+ *  with leading dimension `ldc`; C is not read when beta is 0. Every level computes the same bits. */
+typedef void (*lts_gemm_rows_fn)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t a_row,
+                                 size_t a_col, const float *b, size_t ldb, float beta, float *c, size_t ldc);
+/** The product of `level`, or NULL when this CPU lacks it. */
+lts_gemm_rows_fn lts_gemm_rows_at(lts_vector_level level);
+/** The product at `lts_best_vector_level()`. */
+void lts_gemm_rows(size_t m, size_t n, size_t k, float alpha, const float *a, size_t a_row, size_t a_col,
+                   const float *b, size_t ldb, float beta, float *c, size_t ldc);
+
 #endif
