@@ -244,14 +244,17 @@ struct RecurrentScratch {
     /// Start of each float region, in request order.
     let regions: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
                   UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
+    /// LSTM: one direction's R packed for `lts_recurrent_kernels.lstm_forward` (empty for GRU).
+    let packedRecurrence: UnsafeMutablePointer<Float>
     /// Sequence length of each batch entry.
     let lengths: UnsafeMutablePointer<Int>
 
-    /// Float counts of the regions: projection, gates, h, c (or reset·h), gate bias, recurrent h bias.
+    /// Float counts of the regions: projection, gates, h, c (or reset·h), gate bias, recurrent h bias,
+    /// packed recurrence.
     static func counts(_ g: RecurrentGeometry, gates: Int) -> [Int] {
         let width = gates * g.hidden
         return [g.seq * g.batch * g.directions * width, g.batch * width, g.batch * g.hidden, g.batch * g.hidden,
-                width, g.hidden]
+                width, g.hidden, gates == 4 ? lts_lstm_packed_count(g.hidden) : 0]
     }
 
     /// Bytes of the whole scratch, or nil when the sizes overflow.
@@ -264,9 +267,10 @@ struct RecurrentScratch {
     init(_ workspace: UnsafeMutableRawPointer, _ g: RecurrentGeometry, gates: Int) {
         let c = RecurrentScratch.counts(g, gates: gates)
         let p0 = workspace.assumingMemoryBound(to: Float.self)
-        let p1 = p0 + c[0], p2 = p1 + c[1], p3 = p2 + c[2], p4 = p3 + c[3], p5 = p4 + c[4]
+        let p1 = p0 + c[0], p2 = p1 + c[1], p3 = p2 + c[2], p4 = p3 + c[3], p5 = p4 + c[4], p6 = p5 + c[5]
         regions = (p0, p1, p2, p3, p4, p5)
-        lengths = UnsafeMutableRawPointer(p5 + c[5]).assumingMemoryBound(to: Int.self)
+        packedRecurrence = p6
+        lengths = UnsafeMutableRawPointer(p6 + c[6]).assumingMemoryBound(to: Int.self)
     }
 }
 
@@ -324,22 +328,77 @@ final class LSTMKernel: RecurrentKernel {
     /// `input_forget`: the forget gate is `1 - i`.
     let inputForget: Bool
     let planned: RecurrentGeometry?
+    /// A constant R packed at plan time for the fused step (`lts_lstm_pack_recurrence`, one direction after
+    /// the other), else nil (R is packed per run).
+    let packedR: Tensor?
     var cellState: Bool { true }
 
     init(_ c: NodeContext) throws {
         config = try RecurrentConfig(c, gates: 4, maxInputs: 8, maxOutputs: 3, defaults: ["Sigmoid", "Tanh", "Tanh"])
         inputForget = try c.attributes.int("input_forget", 0) != 0
         planned = nil
+        packedR = nil
     }
 
-    private init(_ other: LSTMKernel, _ g: RecurrentGeometry) {
+    private init(_ other: LSTMKernel, _ g: RecurrentGeometry, packedR: Tensor?) {
         config = other.config
         inputForget = other.inputForget
         planned = g
+        self.packedR = packedR
     }
 
     func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
-        LSTMKernel(self, try config.geometry(inputs, cellState: true))
+        let g = try config.geometry(inputs, cellState: true)
+        var packed: Tensor?
+        if constants.count > 2, let r = constants[2] {
+            let count = lts_lstm_packed_count(g.hidden)
+            let p = try Tensor(.float32, shape: [g.directions * count])
+            for d in 0..<g.directions { lts_lstm_pack_recurrence(r.floats + d * 4 * g.hidden * g.hidden, g.hidden, p.floats + d * count) }
+            packed = p
+        }
+        return LSTMKernel(self, g, packedR: packed)
+    }
+
+    /// Whether direction `d` runs the default cell (Sigmoid, Tanh, Tanh; no peepholes, clip or input_forget).
+    private func isStandardCell(_ d: Int, peepholes: Bool) -> Bool {
+        let a = config.activations[d]
+        return !peepholes && config.clip == nil && !inputForget && a[0] == .sigmoid && a[1] == .tanh && a[2] == .tanh
+    }
+
+    /// The whole sequence of direction `d` through the fused step kernel (every batch entry runs all `seq`
+    /// steps): `h` and `c` hold the initial state on entry and the final one on return.
+    private func runFused(direction d: Int, projection: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                          packed: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>,
+                          spare: UnsafeMutablePointer<Float>, y: Tensor?, _ g: RecurrentGeometry) {
+        let hidden = g.hidden, width = 4 * hidden, projectionWidth = g.directions * width
+        let forward = lts_recurrent_kernels_active().pointee.lstm_forward!
+        let reversed = config.direction.isReversed(d)
+        // Y's rows of one step are `yStride` apart; without Y the state alternates between h and spare.
+        let yStride = g.batchMajor ? g.seq * g.directions * hidden : hidden
+        var step = lts_lstm_forward_step()
+        step.batch = g.batch
+        step.hidden = hidden
+        step.packed_r = packed
+        step.pre_stride = (g.batchMajor ? g.seq : 1) * projectionWidth
+        step.bias = bias
+        step.c_prev = UnsafePointer(c)
+        step.c_next = c
+        var previous = UnsafeMutablePointer(h), previousStride = hidden
+        for s in 0..<g.seq {
+            let t = reversed ? g.seq - 1 - s : s
+            let next = y.map { $0.floats + g.yOffset(t, d, 0) } ?? (previous == h ? spare : h)
+            let nextStride = y == nil ? hidden : yStride
+            step.h_prev = UnsafePointer(previous)
+            step.h_prev_stride = previousStride
+            step.pre = projection + g.xRow(t, 0) * projectionWidth + d * width
+            step.h_next = next
+            step.h_next_stride = nextStride
+            withUnsafePointer(to: step) { forward($0) }
+            (previous, previousStride) = (next, nextStride)
+        }
+        if previous != h {
+            for b in 0..<g.batch { (h + b * hidden).update(from: previous + b * previousStride, count: hidden) }
+        }
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws {
@@ -349,7 +408,8 @@ final class LSTMKernel: RecurrentKernel {
         let bias = slot(inputs, 3), peephole = slot(inputs, 7)
         let y = slot(outputs, 0), yH = slot(outputs, 1), yC = slot(outputs, 2)
         let hidden = g.hidden, width = 4 * hidden, projectionWidth = g.directions * width
-        if let y { y.floats.update(repeating: 0, count: y.count) }
+        let fullLengths = (0..<g.batch).allSatisfy { lengths[$0] == g.seq }
+        if let y, !fullLengths { y.floats.update(repeating: 0, count: y.count) }
 
         let (projection, gates, h, c, gateBias, _) = scratch.regions
         config.project(x: x, w: w, into: projection, g)
@@ -368,9 +428,22 @@ final class LSTMKernel: RecurrentKernel {
             }
             let pI = peephole.map { $0.floats + d * 3 * hidden }
             let pO = pI.map { $0 + hidden }, pF = pI.map { $0 + 2 * hidden }
-            // The default cell (Sigmoid, Tanh, Tanh; no peepholes, clip or input_forget) runs fused.
-            let standardCell = pI == nil && config.clip == nil && !inputForget
-                && f == .sigmoid && gAct == .tanh && hAct == .tanh
+            let standardCell = isStandardCell(d, peepholes: pI != nil)
+            if standardCell && fullLengths {   // product and cell in one kernel per step
+                let count = lts_lstm_packed_count(hidden)
+                let packed: UnsafePointer<Float>
+                if let packedR {
+                    packed = UnsafePointer(packedR.floats + d * count)
+                } else {
+                    lts_lstm_pack_recurrence(recurrence, hidden, scratch.packedRecurrence)
+                    packed = UnsafePointer(scratch.packedRecurrence)
+                }
+                runFused(direction: d, projection: projection, bias: gateBias, packed: packed, h: h, c: c,
+                         spare: gates, y: y, g)
+                config.storeState(h, direction: d, lengths: lengths, into: yH, g)
+                config.storeState(c, direction: d, lengths: lengths, into: yC, g)
+                continue
+            }
 
             for s in 0..<steps {
                 sgemm(transA: false, transB: true, m: g.batch, n: width, k: hidden, alpha: 1,
