@@ -26,10 +26,16 @@ const lts_recurrent_kernels *lts_recurrent_kernels_active(void) {
     return k;
 }
 
-size_t lts_lstm_packed_count(size_t hidden) { return (hidden + 15) / 16 * hidden * 64; }
+/* Whether the last hidden % 16 units get the squeezed panel (4 lanes per gate). */
+static bool lts_lstm_squeezed(size_t hidden) { return hidden % 16 != 0 && hidden % 16 <= 4; }
+
+size_t lts_lstm_packed_count(size_t hidden) {
+    return lts_lstm_squeezed(hidden) ? (hidden / 16 * 64 + 16) * hidden : (hidden + 15) / 16 * hidden * 64;
+}
 
 void lts_lstm_pack_recurrence(const float *r, size_t hidden, float *packed) {
-    const size_t chunks = (hidden + 15) / 16;
+    const bool squeezed = lts_lstm_squeezed(hidden);
+    const size_t chunks = squeezed ? hidden / 16 : (hidden + 15) / 16;
     for (size_t q = 0; q < chunks; q++)
         for (size_t k = 0; k < hidden; k++)
             for (size_t g = 0; g < 4; g++)
@@ -37,4 +43,12 @@ void lts_lstm_pack_recurrence(const float *r, size_t hidden, float *packed) {
                     const size_t unit = 16 * q + l;
                     packed[((q * hidden + k) * 4 + g) * 16 + l] = unit < hidden ? r[(g * hidden + unit) * hidden + k] : 0.0f;
                 }
+    if (!squeezed) return;
+    float *panel = packed + chunks * hidden * 64;
+    for (size_t k = 0; k < hidden; k++)
+        for (size_t g = 0; g < 4; g++)
+            for (size_t u = 0; u < 4; u++) {
+                const size_t unit = 16 * chunks + u;
+                panel[k * 16 + 4 * g + u] = unit < hidden ? r[(g * hidden + unit) * hidden + k] : 0.0f;
+            }
 }

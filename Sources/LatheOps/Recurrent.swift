@@ -282,8 +282,9 @@ protocol RecurrentKernel: Kernel {
     var cellState: Bool { get }
     /// The geometry of the plan's input shapes (set by `specialized`).
     var planned: RecurrentGeometry? { get }
-    /// The step loop, given the geometry and scratch.
-    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws
+    /// The step loop, given the geometry and scratch; `pool` may split the batch rows.
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch,
+                 pool: ThreadPool) throws
 }
 
 extension RecurrentKernel {
@@ -307,13 +308,13 @@ extension RecurrentKernel {
             throw LatheError(.outOfMemory, "recurrent scratch for \(g) is too large")
         }
         try RunContext.withScratch(bytes) { context in
-            try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates))
+            try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates), pool: .serial)
         }
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], context: RunContext) throws {
         guard let g = planned else { return try compute(inputs, outputs) }
-        try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates))
+        try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates), pool: context.pool)
     }
 }
 
@@ -366,42 +367,64 @@ final class LSTMKernel: RecurrentKernel {
     }
 
     /// The whole sequence of direction `d` through the fused step kernel (every batch entry runs all `seq`
-    /// steps): `h` and `c` hold the initial state on entry and the final one on return.
+    /// steps): `h` and `c` hold the initial state on entry and the final one on return. The batch rows are
+    /// split over `pool`'s lanes (at least 4 rows each), every lane running all steps for its rows.
     private func runFused(direction d: Int, projection: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                           packed: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>,
-                          spare: UnsafeMutablePointer<Float>, y: Tensor?, _ g: RecurrentGeometry) {
+                          spare: UnsafeMutablePointer<Float>, y: Tensor?, _ g: RecurrentGeometry, pool: ThreadPool) {
+        let lanes = min(pool.threadCount, g.batch / 4)
+        guard lanes > 1 else {
+            return runFused(direction: d, rows: 0..<g.batch, projection: projection, bias: bias, packed: packed,
+                            h: h, c: c, spare: spare, y: y, g)
+        }
+        let perLane = (g.batch + lanes - 1) / lanes
+        pool.parallelFor(lanes) { lane in
+            let rows = min(lane * perLane, g.batch)..<min((lane + 1) * perLane, g.batch)
+            runFused(direction: d, rows: rows, projection: projection, bias: bias, packed: packed, h: h, c: c,
+                     spare: spare, y: y, g)
+        }
+    }
+
+    /// `runFused` for the batch rows `rows` only.
+    private func runFused(direction d: Int, rows: Range<Int>, projection: UnsafePointer<Float>,
+                          bias: UnsafePointer<Float>, packed: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
+                          c: UnsafeMutablePointer<Float>, spare: UnsafeMutablePointer<Float>, y: Tensor?,
+                          _ g: RecurrentGeometry) {
+        guard !rows.isEmpty else { return }
         let hidden = g.hidden, width = 4 * hidden, projectionWidth = g.directions * width
         let forward = lts_recurrent_kernels_active().pointee.lstm_forward!
         let reversed = config.direction.isReversed(d)
+        let first = rows.lowerBound, h = h + first * hidden, spare = spare + first * hidden
         // Y's rows of one step are `yStride` apart; without Y the state alternates between h and spare.
         let yStride = g.batchMajor ? g.seq * g.directions * hidden : hidden
         var step = lts_lstm_forward_step()
-        step.batch = g.batch
+        step.batch = rows.count
         step.hidden = hidden
         step.packed_r = packed
         step.pre_stride = (g.batchMajor ? g.seq : 1) * projectionWidth
         step.bias = bias
-        step.c_prev = UnsafePointer(c)
-        step.c_next = c
-        var previous = UnsafeMutablePointer(h), previousStride = hidden
+        step.c_prev = UnsafePointer(c + first * hidden)
+        step.c_next = c + first * hidden
+        var previous = h, previousStride = hidden
         for s in 0..<g.seq {
             let t = reversed ? g.seq - 1 - s : s
-            let next = y.map { $0.floats + g.yOffset(t, d, 0) } ?? (previous == h ? spare : h)
+            let next = y.map { $0.floats + g.yOffset(t, d, first) } ?? (previous == h ? spare : h)
             let nextStride = y == nil ? hidden : yStride
             step.h_prev = UnsafePointer(previous)
             step.h_prev_stride = previousStride
-            step.pre = projection + g.xRow(t, 0) * projectionWidth + d * width
+            step.pre = projection + g.xRow(t, first) * projectionWidth + d * width
             step.h_next = next
             step.h_next_stride = nextStride
             withUnsafePointer(to: step) { forward($0) }
             (previous, previousStride) = (next, nextStride)
         }
         if previous != h {
-            for b in 0..<g.batch { (h + b * hidden).update(from: previous + b * previousStride, count: hidden) }
+            for b in 0..<rows.count { (h + b * hidden).update(from: previous + b * previousStride, count: hidden) }
         }
     }
 
-    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws {
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch,
+                 pool: ThreadPool) throws {
         let lengths = scratch.lengths
         let steps = try config.readSequenceLengths(slot(inputs, RecurrentConfig.sequenceLensSlot), g, into: lengths)
         let x = inputs[0]!, w = inputs[1]!, r = inputs[2]!
@@ -439,7 +462,7 @@ final class LSTMKernel: RecurrentKernel {
                     packed = UnsafePointer(scratch.packedRecurrence)
                 }
                 runFused(direction: d, projection: projection, bias: gateBias, packed: packed, h: h, c: c,
-                         spare: gates, y: y, g)
+                         spare: gates, y: y, g, pool: pool)
                 config.storeState(h, direction: d, lengths: lengths, into: yH, g)
                 config.storeState(c, direction: d, lengths: lengths, into: yC, g)
                 continue
@@ -517,7 +540,8 @@ final class GRUKernel: RecurrentKernel {
         GRUKernel(self, try config.geometry(inputs, cellState: false))
     }
 
-    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws {
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch,
+                 pool: ThreadPool) throws {
         let lengths = scratch.lengths
         let steps = try config.readSequenceLengths(slot(inputs, RecurrentConfig.sequenceLensSlot), g, into: lengths)
         let x = inputs[0]!, w = inputs[1]!, r = inputs[2]!

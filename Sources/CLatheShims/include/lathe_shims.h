@@ -134,10 +134,12 @@ typedef struct {
 const lts_recurrent_kernels *lts_recurrent_kernels_at(lts_vector_level level);
 /** The LSTM kernels of `lts_best_vector_level()`. */
 const lts_recurrent_kernels *lts_recurrent_kernels_active(void);
-/** Floats `lts_lstm_pack_recurrence` writes for `hidden`: ceil(hidden / 16)·hidden·64. */
+/** Floats `lts_lstm_pack_recurrence` writes for `hidden`. */
 size_t lts_lstm_packed_count(size_t hidden);
 /** Packs one direction's R `[4·hidden, hidden]` for `lstm_forward`: chunk q of 16 hidden units, column k,
- *  gate g, lane l at `packed[((q·hidden + k)·4 + g)·16 + l] = R[g·hidden + 16·q + l, k]` (0 past `hidden`). */
+ *  gate g, lane l at `packed[((q·hidden + k)·4 + g)·16 + l] = R[g·hidden + 16·q + l, k]` (0 past `hidden`);
+ *  when hidden % 16 is 1–4, those last units instead follow in one squeezed panel of 16 floats per k,
+ *  lane 4·g + u holding gate g of unit 16·⌊hidden/16⌋ + u. */
 void lts_lstm_pack_recurrence(const float *r, size_t hidden, float *packed);
 
 #endif
