@@ -4,8 +4,11 @@ import LatheCore
 /// LSTM and GRU (float32, opsets 7 and later, `layout` from opset 14).
 ///
 /// Both project every time step's input at once with one `sgemm` over all directions
-/// (`[seq·batch, input] × [input, directions·gates·hidden]`), then per step run one `sgemm` for the
-/// recurrent product `H·Rᵀ` (GRU without `linear_before_reset`: two) and fused gate math.
+/// (`[seq·batch, input] × [input, directions·gates·hidden]`). Per step, the default LSTM cell (when every
+/// batch entry runs all steps) is one C kernel, `lts_recurrent_kernels.lstm_forward`: the recurrent
+/// product `H·Rᵀ` over R packed once (at plan time when R is constant), register-tiled, with the gate math
+/// applied to the accumulators, the batch rows split over the pool's lanes. Other cells run one `sgemm`
+/// for `H·Rᵀ` (GRU without `linear_before_reset`: two) and the gate math after it.
 enum RecurrentOps {
     /// Adds LSTM and GRU for opsets 7 and later.
     static func register(into registry: OpRegistry) throws {

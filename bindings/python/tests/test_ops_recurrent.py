@@ -347,3 +347,20 @@ def test_lstm_fused_step_sizes(batch, hidden, direction, layout):
         got = run_lathe(data, feeds, subset)
         for name in got:
             assert_close(got[name], expected[name], name)
+
+
+@pytest.mark.parametrize("batch,layout", [(10, 0), (16, 1)])
+def test_lstm_fused_step_two_lanes(batch, layout):
+    """With two threads the fused LSTM splits the batch rows between the lanes: the same bits as one
+    thread (each row's arithmetic does not depend on its tile), and onnxruntime's result within tolerance."""
+    case = make_case("LSTM", "bidirectional", layout, True, 0, 1)
+    case.update(seq=6, batch=batch, input=5, hidden=50, lens=False, p=False)
+    outputs = ["Y", "Y_h", "Y_c"]
+    inputs = make_inputs(case, 29)
+    expected = expected_outputs(case, inputs, outputs)
+    data, feeds = build(case, inputs, layout, outputs, initializers=True)
+    one = lathe.Model(data).predict(dict(feeds))
+    two = lathe.Model(data, threads=2).predict(dict(feeds))
+    for name in outputs:
+        assert np.array_equal(one[name], two[name]), name
+        assert_close(two[name], expected[name], name)
