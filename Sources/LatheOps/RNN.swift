@@ -15,6 +15,7 @@ final class RNNKernel: RecurrentKernel {
     let config: RecurrentConfig
     let planned: RecurrentGeometry?
     var cellState: Bool { false }
+    var packsRecurrence: Bool { false }
 
     init(_ c: NodeContext) throws {
         config = try RecurrentConfig(c, gates: 1, maxInputs: 6, maxOutputs: 2, defaults: ["Tanh"])

@@ -247,28 +247,28 @@ struct RecurrentScratch {
     /// Start of each float region, in request order.
     let regions: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
                   UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
-    /// LSTM: one direction's R packed for `lts_recurrent_kernels.lstm_forward` (empty for GRU).
+    /// One direction's R packed for `lts_recurrent_kernels.lstm_forward` (empty unless `packsRecurrence`).
     let packedRecurrence: UnsafeMutablePointer<Float>
     /// Sequence length of each batch entry.
     let lengths: UnsafeMutablePointer<Int>
 
     /// Float counts of the regions: projection, gates, h, c (or reset·h), gate bias, recurrent h bias,
-    /// packed recurrence.
-    static func counts(_ g: RecurrentGeometry, gates: Int) -> [Int] {
+    /// packed recurrence (LSTM when R is packed per run).
+    static func counts(_ g: RecurrentGeometry, gates: Int, packsRecurrence: Bool) -> [Int] {
         let width = gates * g.hidden
         return [g.seq * g.batch * g.directions * width, g.batch * width, g.batch * g.hidden, g.batch * g.hidden,
-                width, g.hidden, gates == 4 ? lts_lstm_packed_count(g.hidden) : 0]
+                width, g.hidden, packsRecurrence ? lts_lstm_packed_count(g.hidden) : 0]
     }
 
     /// Bytes of the whole scratch, or nil when the sizes overflow.
-    static func byteCount(_ g: RecurrentGeometry, gates: Int) -> Int? {
+    static func byteCount(_ g: RecurrentGeometry, gates: Int, packsRecurrence: Bool) -> Int? {
         guard boundedProduct([g.seq, g.batch, g.directions, gates, g.hidden], limit: 1 << 36) != nil else { return nil }
-        let floats = counts(g, gates: gates).reduce(0, +)
+        let floats = counts(g, gates: gates, packsRecurrence: packsRecurrence).reduce(0, +)
         return floats * MemoryLayout<Float>.size + g.batch * MemoryLayout<Int>.size
     }
 
-    init(_ workspace: UnsafeMutableRawPointer, _ g: RecurrentGeometry, gates: Int) {
-        let c = RecurrentScratch.counts(g, gates: gates)
+    init(_ workspace: UnsafeMutableRawPointer, _ g: RecurrentGeometry, gates: Int, packsRecurrence: Bool) {
+        let c = RecurrentScratch.counts(g, gates: gates, packsRecurrence: packsRecurrence)
         let p0 = workspace.assumingMemoryBound(to: Float.self)
         let p1 = p0 + c[0], p2 = p1 + c[1], p3 = p2 + c[2], p4 = p3 + c[3], p5 = p4 + c[4], p6 = p5 + c[5]
         regions = (p0, p1, p2, p3, p4, p5)
@@ -285,6 +285,8 @@ protocol RecurrentKernel: Kernel {
     var cellState: Bool { get }
     /// The geometry of the plan's input shapes (set by `specialized`).
     var planned: RecurrentGeometry? { get }
+    /// Whether the scratch holds R packed per run (LSTM without R packed at plan time).
+    var packsRecurrence: Bool { get }
     /// The step loop, given the geometry and scratch; `pool` may split the batch rows.
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch,
                  pool: ThreadPool) throws
@@ -302,22 +304,22 @@ extension RecurrentKernel {
 
     func workspaceSize(for inputs: [TensorType?]) -> Int {
         guard let g = planned ?? (try? config.geometry(inputs, cellState: cellState)) else { return 0 }
-        return RecurrentScratch.byteCount(g, gates: config.gates) ?? Int.max
+        return RecurrentScratch.byteCount(g, gates: config.gates, packsRecurrence: packsRecurrence) ?? Int.max
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
         let g = try config.geometry(inputs.map { $0?.type }, cellState: cellState)
-        guard let bytes = RecurrentScratch.byteCount(g, gates: config.gates) else {
+        guard let bytes = RecurrentScratch.byteCount(g, gates: config.gates, packsRecurrence: packsRecurrence) else {
             throw LatheError(.outOfMemory, "recurrent scratch for \(g) is too large")
         }
         try RunContext.withScratch(bytes) { context in
-            try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates), pool: .serial)
+            try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates, packsRecurrence: packsRecurrence), pool: .serial)
         }
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], context: RunContext) throws {
         guard let g = planned else { return try compute(inputs, outputs) }
-        try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates), pool: context.pool)
+        try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates, packsRecurrence: packsRecurrence), pool: context.pool)
     }
 }
 
@@ -336,6 +338,7 @@ final class LSTMKernel: RecurrentKernel {
     /// the other), else nil (R is packed per run).
     let packedR: Tensor?
     var cellState: Bool { true }
+    var packsRecurrence: Bool { packedR == nil }
 
     init(_ c: NodeContext) throws {
         config = try RecurrentConfig(c, gates: 4, maxInputs: 8, maxOutputs: 3, defaults: ["Sigmoid", "Tanh", "Tanh"])
@@ -354,7 +357,9 @@ final class LSTMKernel: RecurrentKernel {
     func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
         let g = try config.geometry(inputs, cellState: true)
         var packed: Tensor?
-        if constants.count > 2, let r = constants[2] {
+        let peepholes = inputs.count > 7 && inputs[7] != nil
+        if constants.count > 2, let r = constants[2],
+           (0..<g.directions).contains(where: { isStandardCell($0, peepholes: peepholes) }) {
             let count = lts_lstm_packed_count(g.hidden)
             let p = try Tensor(.float32, shape: [g.directions * count])
             for d in 0..<g.directions { lts_lstm_pack_recurrence(r.floats + d * 4 * g.hidden * g.hidden, g.hidden, p.floats + d * count) }
@@ -526,6 +531,7 @@ final class GRUKernel: RecurrentKernel {
     let linearBeforeReset: Bool
     let planned: RecurrentGeometry?
     var cellState: Bool { false }
+    var packsRecurrence: Bool { false }
 
     init(_ c: NodeContext) throws {
         config = try RecurrentConfig(c, gates: 3, maxInputs: 6, maxOutputs: 2, defaults: ["Sigmoid", "Tanh"])
