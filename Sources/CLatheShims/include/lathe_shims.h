@@ -93,6 +93,7 @@ lts_gemm_rows_fn lts_gemm_rows_at(lts_vector_level level);
 /** The product at `lts_best_vector_level()`. */
 void lts_gemm_rows(size_t m, size_t n, size_t k, float alpha, const float *a, size_t a_row, size_t a_col,
                    const float *b, size_t ldb, float beta, float *c, size_t ldc);
+
 /* LSTM step kernels (recurrent_kernels.c), per instruction-set level like the vector kernels; levels
  * differ only in float32 rounding (the recurrent product fuses multiply-adds where the level has FMA).
  * Gates are in ONNX order i, o, f, c, `hidden` values each. */
