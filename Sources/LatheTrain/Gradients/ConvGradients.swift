@@ -13,10 +13,11 @@ enum ConvGradients {
 
 /// Per sample and group: `dW += dY · colᵀ`, `dcol = Wᵀ · dY` folded back into `dX` by col2im,
 /// `dB += Σ dY` over samples and positions.
-final class ConvGradient: GradientKernel {
+final class ConvGradient: ReluMaskableGradient {
     let window: WindowSpec
     let group: Int
-    /// The unfolded-input scratch, reused by later steps of the same shapes.
+    /// The unfolded-input scratch (slot 0) and one sample's masked output gradient (slot 1), reused by
+    /// later steps of the same shapes.
     let reused = ReusedTensors()
     /// The window geometry for the last input and kernel shapes (the kernel's shape is fixed per node).
     let geometry = ShapeCache<WindowGeometry>()
@@ -26,7 +27,13 @@ final class ConvGradient: GradientKernel {
         self.group = max(group, 1)
     }
 
-    func backward(_ p: BackwardPass) throws {
+    func backward(_ p: BackwardPass) throws { try backward(p, reluOutput: nil) }
+
+    func readingThroughRelu() -> any GradientKernel { ReluMaskedGradient(self) }
+
+    /// The backward pass; with `reluOutput`, `p.outputGradients[0]` is the gradient of that Relu output
+    /// and is masked by `reluOutput > 0` per sample as it is read (the Relu's own backward, fused).
+    func backward(_ p: BackwardPass, reluOutput: Tensor?) throws {
         let x = try floatTensor(p.inputs, 0, "X"), w = try floatTensor(p.inputs, 1, "W")
         let dy = try floatTensor(p.outputGradients, 0, "dY")
         let dx = slot(p.inputGradients, 0), dw = slot(p.inputGradients, 1), db = slot(p.inputGradients, 2)
@@ -36,22 +43,29 @@ final class ConvGradient: GradientKernel {
         let batch = x.shape[0], channels = x.shape[1], filters = w.shape[0]
         let groupChannels = channels / group, groupFilters = filters / group
         let rows = groupChannels * g.kernelCount, inCount = g.inputCount, outCount = g.outputCount
-        if let db {
-            for n in 0..<batch {
-                for m in 0..<filters {
-                    let row = dy.floats + (n * filters + m) * outCount
-                    var sum: Float = 0
-                    for i in 0..<outCount { sum += row[i] }
-                    db.floats[m] += sum
-                }
-            }
+        let sampleCount = filters * outCount
+        if let reluOutput, reluOutput.count != dy.count {
+            throw LatheError.shape("Relu output of shape \(reluOutput.shape) does not match dY of shape \(dy.shape)")
         }
-        guard dx != nil || dw != nil, rows > 0, outCount > 0 else { return }
-        let col = try reused.tensor(0, count: rows * outCount, shape: [rows * outCount]).floats
+        let masked = try reluOutput.map { _ in try reused.tensor(1, count: sampleCount, shape: [sampleCount]).floats }
+        let col = dx != nil || dw != nil ? try reused.tensor(0, count: rows * outCount, shape: [rows * outCount]).floats : nil
         for n in 0..<batch {
+            var dyn = UnsafePointer(dy.floats + n * sampleCount)
+            if let masked, let reluOutput {
+                let yn = reluOutput.floats + n * sampleCount
+                for m in 0..<filters {
+                    let offset = m * outCount
+                    let sum = maskByPositive(dyn + offset, yn + offset, into: masked + offset, count: outCount)
+                    if let db { db.floats[m] += sum }
+                }
+                dyn = UnsafePointer(masked)
+            } else if let db {
+                for m in 0..<filters { db.floats[m] += lanewiseSum(dyn + m * outCount, count: outCount) }
+            }
+            guard let col, rows > 0, outCount > 0 else { continue }
             for gi in 0..<group {
                 let xg = x.floats + (n * channels + gi * groupChannels) * inCount
-                let dyg = dy.floats + (n * filters + gi * groupFilters) * outCount
+                let dyg = dyn + gi * groupFilters * outCount
                 let wOffset = gi * groupFilters * rows
                 if let dw {
                     packageIm2col(xg, channels: groupChannels, g, col)
@@ -123,7 +137,7 @@ func col2im2D(_ col: UnsafePointer<Float>, channels: Int, _ g: WindowGeometry, i
                         let row = plane + (oh * strideH + offsetH) * width + offsetW
                         let source = src + oh * outWidth
                         if strideW == 1 {
-                            for ow in firstColumn..<endColumn { row[ow] += source[ow] }
+                            addRow(row + firstColumn, source + firstColumn, count: endColumn - firstColumn)
                         } else {
                             for ow in firstColumn..<endColumn { row[ow * strideW] += source[ow] }
                         }
