@@ -2,8 +2,9 @@ import Testing
 import LatheCore
 @testable import LatheTrain
 
-/// The engine's fused paths (Conv with the Relu after it; the 2×2/2 MaxPool backward) against finite
-/// differences and against the unfused pair, which keeps the Conv's value as a second graph output.
+/// The engine's fused and batched paths against finite differences and against simpler paths: Conv with
+/// the Relu after it (against the unfused pair, which keeps the Conv's value as a second graph output),
+/// the Conv backward over chunks of samples (against one sample at a time), the 2×2/2 MaxPool backward.
 @Suite struct FusedGradientTests {
     var rng = SeededGenerator(seed: 5)
 
@@ -57,6 +58,36 @@ import LatheCore
                 #expect(results[0][k] == results[1][k], "fused and unfused Conv+Relu differ in \(what) for X\(xShape), W\(wShape)")
             }
             #expect(results[1][1].contains { $0 != 0 } && results[1][2].contains { $0 != 0 })
+        }
+    }
+
+    @Test mutating func convBackwardOverChunksEqualsOneSampleAtATime() throws {
+        // 67 samples of 3×3 positions: two chunks (34 and 33 samples) in one pass, one sample per pass below.
+        let (batch, xShape, wShape) = (67, [2, 5, 5], [3, 2, 3, 3])
+        let x = try randomTensor([batch] + xShape, &rng), w = try randomTensor(wShape, &rng), b = try randomTensor([3], &rng)
+        #expect(ConvGradient.chunkSamples(batch: batch, positions: 9, rows: 18) == 34)
+        func gradients(_ input: Tensor, _ seed: Tensor) throws -> [[Float]] {
+            let graph = singleNodeGraph("Conv", inputs: [("X", input)], constants: [("W", w), ("B", b)])
+            let engine = try GradientEngine(graph: graph, registry: trainingRegistry, differentiable: ["X", "W", "B"])
+            _ = try engine.forward(["X": input], training: true)
+            try engine.backward(seeds: ["y0": seed])
+            return try ["X", "W", "B"].map { try #require(engine.gradient($0)).floatArray() }
+        }
+        let seed = try randomTensor([batch, 3, 3, 3], &rng)
+        let whole = try gradients(x, seed)
+        var dx: [Float] = [], dw = [Float](repeating: 0, count: w.count), db = [Float](repeating: 0, count: 3)
+        let (inCount, outCount) = (x.count / batch, seed.count / batch)
+        for n in 0..<batch {
+            let one = try gradients(try Tensor(shape: [1] + xShape, floats: Array(x.floatArray()[n * inCount..<(n + 1) * inCount])),
+                                    try Tensor(shape: [1, 3, 3, 3], floats: Array(seed.floatArray()[n * outCount..<(n + 1) * outCount])))
+            dx += one[0]
+            for i in dw.indices { dw[i] += one[1][i] }
+            for i in db.indices { db[i] += one[2][i] }
+        }
+        for (name, (chunked, reference)) in zip(["dX", "dW", "dB"], zip(whole, [dx, dw, db])) {
+            let scale = max(1, reference.map(abs).max()!)
+            let error = zip(chunked, reference).map { abs($0 - $1) }.max()!
+            #expect(error <= 1e-5 * scale, "\(name): max |chunked − per sample| = \(error)")
         }
     }
 

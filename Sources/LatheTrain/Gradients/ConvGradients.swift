@@ -11,13 +11,16 @@ enum ConvGradients {
     }
 }
 
-/// Per sample and group: `dW += dY · colᵀ`, `dcol = Wᵀ · dY` folded back into `dX` by col2im,
-/// `dB += Σ dY` over samples and positions.
+/// Over chunks of samples (see `chunkSamples`) and per group: `dW += dY · colᵀ`, `dcol = Wᵀ · dY` folded
+/// back into `dX` by col2im, `dB += Σ dY` over samples and positions. A chunk's output gradients are laid
+/// side by side (`[filters × samples·positions]`), and so are its column gradients (and, for samples of
+/// fewer than 64 positions, its unfolded inputs), so a GEMM spans the whole chunk: small feature maps still
+/// give products long enough to run at speed.
 final class ConvGradient: ReluMaskableGradient {
     let window: WindowSpec
     let group: Int
-    /// The unfolded-input scratch (slot 0) and one sample's masked output gradient (slot 1), reused by
-    /// later steps of the same shapes.
+    /// Scratch reused by later steps of the same shapes: the chunk's unfolded inputs or column gradients
+    /// (slot 0), its output gradients side by side (slot 1), one sample's unfolded input (slot 2).
     let reused = ReusedTensors()
     /// The window geometry for the last input and kernel shapes (the kernel's shape is fixed per node).
     let geometry = ShapeCache<WindowGeometry>()
@@ -31,8 +34,16 @@ final class ConvGradient: ReluMaskableGradient {
 
     func readingThroughRelu() -> any GradientKernel { ReluMaskedGradient(self) }
 
+    /// Samples per chunk: enough that a chunk spans at least 512 output positions (one sample when a
+    /// sample alone does), at most the batch and at most 256 Ki floats of unfolded input, spread evenly.
+    static func chunkSamples(batch: Int, positions: Int, rows: Int) -> Int {
+        let wanted = max(1, min(batch, (512 + positions - 1) / max(positions, 1), (1 << 18) / max(rows * positions, 1)))
+        let chunks = (batch + wanted - 1) / wanted
+        return (batch + chunks - 1) / max(chunks, 1)
+    }
+
     /// The backward pass; with `reluOutput`, `p.outputGradients[0]` is the gradient of that Relu output
-    /// and is masked by `reluOutput > 0` per sample as it is read (the Relu's own backward, fused).
+    /// and is masked by `reluOutput > 0` as it is read (the Relu's own backward, fused).
     func backward(_ p: BackwardPass, reluOutput: Tensor?) throws {
         let x = try floatTensor(p.inputs, 0, "X"), w = try floatTensor(p.inputs, 1, "W")
         let dy = try floatTensor(p.outputGradients, 0, "dY")
@@ -47,46 +58,77 @@ final class ConvGradient: ReluMaskableGradient {
         if let reluOutput, reluOutput.count != dy.count {
             throw LatheError.shape("Relu output of shape \(reluOutput.shape) does not match dY of shape \(dy.shape)")
         }
-        let masked = try reluOutput.map { _ in try reused.tensor(1, count: sampleCount, shape: [sampleCount]).floats }
-        let col = dx != nil || dw != nil ? try reused.tensor(0, count: rows * outCount, shape: [rows * outCount]).floats : nil
-        for n in 0..<batch {
-            var dyn = UnsafePointer(dy.floats + n * sampleCount)
-            if let masked, let reluOutput {
-                let yn = reluOutput.floats + n * sampleCount
+        guard batch > 0, outCount > 0 else { return }
+        let chunk = Self.chunkSamples(batch: batch, positions: outCount, rows: rows)
+        let width = chunk * outCount   // the leading dimension of a chunk's side-by-side matrices
+        let gathered = try reused.tensor(1, count: filters * width, shape: [filters * width]).floats
+        let needsColumns = (dx != nil || dw != nil) && rows > 0
+        let col = needsColumns ? try reused.tensor(0, count: rows * width, shape: [rows * width]).floats : nil
+        // dW over the whole chunk needs its unfolded inputs side by side (one copy per sample): worth it only
+        // when a sample has too few positions for a product of its own to run at speed.
+        let sampleColumns = needsColumns && dw != nil && chunk > 1 && outCount < 64
+            ? try reused.tensor(2, count: rows * outCount, shape: [rows * outCount]).floats : nil
+        var first = 0
+        while first < batch {
+            let samples = min(chunk, batch - first), span = samples * outCount
+            for s in 0..<samples {
+                let n = first + s, dyn = dy.floats + n * sampleCount, yn = reluOutput.map { $0.floats + n * sampleCount }
                 for m in 0..<filters {
-                    let offset = m * outCount
-                    let sum = maskByPositive(dyn + offset, yn + offset, into: masked + offset, count: outCount)
+                    let sum = gatherRow(dyn + m * outCount, maskedBy: yn.map { $0 + m * outCount },
+                                        into: gathered + m * width + s * outCount, count: outCount)
                     if let db { db.floats[m] += sum }
                 }
-                dyn = UnsafePointer(masked)
-            } else if let db {
-                for m in 0..<filters { db.floats[m] += lanewiseSum(dyn + m * outCount, count: outCount) }
             }
-            guard let col, rows > 0, outCount > 0 else { continue }
-            for gi in 0..<group {
-                let xg = x.floats + (n * channels + gi * groupChannels) * inCount
-                let dyg = dyn + gi * groupFilters * outCount
-                let wOffset = gi * groupFilters * rows
-                if let dw {
-                    packageIm2col(xg, channels: groupChannels, g, col)
-                    gemmAccumulate(transA: false, transB: true, m: groupFilters, n: rows, k: outCount,
-                                   a: dyg, lda: outCount, b: col, ldb: outCount, c: dw.floats + wOffset, ldc: rows)
-                }
-                if let dx {
-                    packageSgemm(transA: true, transB: false, m: rows, n: outCount, k: groupFilters, alpha: 1,
-                                 a: w.floats + wOffset, lda: rows, b: dyg, ldb: outCount, beta: 0, c: col, ldc: outCount)
-                    col2im(col, channels: groupChannels, g,
-                           into: dx.floats + (n * channels + gi * groupChannels) * inCount)
+            if let col {
+                for gi in 0..<group {
+                    let dyg = gathered + gi * groupFilters * width, wOffset = gi * groupFilters * rows
+                    let planes = gi * groupChannels
+                    if let dw, let sampleColumns {
+                        for s in 0..<samples {
+                            packageIm2col(x.floats + ((first + s) * channels + planes) * inCount, channels: groupChannels, g,
+                                          sampleColumns)
+                            for r in 0..<rows {
+                                (col + r * width + s * outCount).update(from: sampleColumns + r * outCount, count: outCount)
+                            }
+                        }
+                        gemmAccumulate(transA: false, transB: true, m: groupFilters, n: rows, k: span,
+                                       a: dyg, lda: width, b: col, ldb: width, c: dw.floats + wOffset, ldc: rows)
+                    } else if let dw {
+                        for s in 0..<samples {
+                            packageIm2col(x.floats + ((first + s) * channels + planes) * inCount, channels: groupChannels, g, col)
+                            gemmAccumulate(transA: false, transB: true, m: groupFilters, n: rows, k: outCount,
+                                           a: dyg + s * outCount, lda: width, b: col, ldb: outCount, c: dw.floats + wOffset, ldc: rows)
+                        }
+                    }
+                    if let dx {
+                        packageSgemm(transA: true, transB: false, m: rows, n: span, k: groupFilters, alpha: 1,
+                                     a: w.floats + wOffset, lda: rows, b: dyg, ldb: width, beta: 0, c: col, ldc: width)
+                        for s in 0..<samples {
+                            col2im(col + s * outCount, rowStride: width, channels: groupChannels, g,
+                                   into: dx.floats + ((first + s) * channels + planes) * inCount)
+                        }
+                    }
                 }
             }
+            first += samples
         }
     }
 }
 
-/// The adjoint of im2col: adds each entry of `col[channels·K × outputCount]` into the input position it
-/// was read from (entries read from padding are dropped).
-func col2im(_ col: UnsafePointer<Float>, channels: Int, _ g: WindowGeometry, into x: UnsafeMutablePointer<Float>) {
-    if g.input.count == 2 { return col2im2D(col, channels: channels, g, into: x) }
+/// Copies `count` floats of `dy` to `out`, masked by `mask > 0` when a Relu output `mask` is given
+/// (dY through that Relu); returns Σ out, summed in 16 lanes and then across them (a fixed order).
+@inline(__always)
+func gatherRow(_ dy: UnsafePointer<Float>, maskedBy mask: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>,
+               count: Int) -> Float {
+    if let mask { return maskByPositive(dy, mask, into: out, count: count) }
+    out.update(from: dy, count: count)
+    return lanewiseSum(out, count: count)
+}
+
+/// The adjoint of im2col: adds each entry of `col[channels·K × outputCount]` (rows `rowStride` floats
+/// apart) into the input position it was read from (entries read from padding are dropped).
+func col2im(_ col: UnsafePointer<Float>, rowStride: Int, channels: Int, _ g: WindowGeometry, into x: UnsafeMutablePointer<Float>) {
+    if g.input.count == 2 { return col2im2D(col, rowStride: rowStride, channels: channels, g, into: x) }
     let r = g.input.count, outCount = g.outputCount, kernelCount = g.kernelCount
     let inStrides = ShapeMath.strides(g.input)
     var tap = [Int](repeating: 0, count: r), position = [Int](repeating: 0, count: r)
@@ -113,14 +155,14 @@ func col2im(_ col: UnsafePointer<Float>, channels: Int, _ g: WindowGeometry, int
                     a -= 1
                 }
             }
-            src += outCount
+            src += rowStride
         }
     }
 }
 
-/// `col2im` for two spatial axes: per kernel tap, the output rows and columns whose input position lies
+/// `col2im` for two spatial axes (rows of `col` `rowStride` floats apart): per kernel tap, the output rows and columns whose input position lies
 /// inside the image are computed once, so the inner loop is a plain strided add without bounds tests.
-func col2im2D(_ col: UnsafePointer<Float>, channels: Int, _ g: WindowGeometry, into x: UnsafeMutablePointer<Float>) {
+func col2im2D(_ col: UnsafePointer<Float>, rowStride: Int, channels: Int, _ g: WindowGeometry, into x: UnsafeMutablePointer<Float>) {
     let height = g.input[0], width = g.input[1], outHeight = g.output[0], outWidth = g.output[1]
     let strideH = g.strides[0], strideW = g.strides[1]
     var src = col
@@ -143,7 +185,7 @@ func col2im2D(_ col: UnsafePointer<Float>, channels: Int, _ g: WindowGeometry, i
                         }
                     }
                 }
-                src += outHeight * outWidth
+                src += rowStride
             }
         }
     }
