@@ -63,7 +63,13 @@ final class ConvGradient: ReluMaskableGradient {
         let width = chunk * outCount   // the leading dimension of a chunk's side-by-side matrices
         let gathered = try reused.tensor(1, count: filters * width, shape: [filters * width]).floats
         let needsColumns = (dx != nil || dw != nil) && rows > 0
-        let col = needsColumns ? try reused.tensor(0, count: rows * width, shape: [rows * width]).floats : nil
+        // For an unpadded stride-1 2-D window, dX's product runs on dY with rows as wide as the input's
+        // (zeros past each output row), so col2im adds one contiguous run per tap (`col2imPitched`).
+        let pitch = dx != nil && isUnpaddedUnitStride2D(g) ? g.input[1] : nil
+        let pitchedWidth = pitch.map { chunk * g.output[0] * $0 } ?? 0
+        let pitched = try pitch.map { _ in try reused.tensor(3, count: filters * pitchedWidth, shape: [filters * pitchedWidth]).floats }
+        let colCount = rows * max(width, pitchedWidth)
+        let col = needsColumns ? try reused.tensor(0, count: colCount, shape: [colCount]).floats : nil
         // dW over the whole chunk needs its unfolded inputs side by side (one copy per sample): worth it only
         // when a sample has too few positions for a product of its own to run at speed.
         let sampleColumns = needsColumns && dw != nil && chunk > 1 && outCount < 64
@@ -100,7 +106,25 @@ final class ConvGradient: ReluMaskableGradient {
                                            a: dyg + s * outCount, lda: width, b: col, ldb: outCount, c: dw.floats + wOffset, ldc: rows)
                         }
                     }
-                    if let dx {
+                    if let dx, let pitch, let pitched {
+                        let outHeight = g.output[0], outWidth = g.output[1], sampleSpan = outHeight * pitch
+                        for m in (gi * groupFilters)..<((gi + 1) * groupFilters) {
+                            for s in 0..<samples {
+                                for oh in 0..<outHeight {
+                                    let row = pitched + m * pitchedWidth + s * sampleSpan + oh * pitch
+                                    row.update(from: gathered + m * width + s * outCount + oh * outWidth, count: outWidth)
+                                    (row + outWidth).update(repeating: 0, count: pitch - outWidth)
+                                }
+                            }
+                        }
+                        packageSgemm(transA: true, transB: false, m: rows, n: samples * sampleSpan, k: groupFilters, alpha: 1,
+                                     a: w.floats + wOffset, lda: rows, b: pitched + gi * groupFilters * pitchedWidth,
+                                     ldb: pitchedWidth, beta: 0, c: col, ldc: pitchedWidth)
+                        for s in 0..<samples {
+                            col2imPitched(col + s * sampleSpan, rowStride: pitchedWidth, channels: groupChannels, g,
+                                          into: dx.floats + ((first + s) * channels + planes) * inCount)
+                        }
+                    } else if let dx {
                         packageSgemm(transA: true, transB: false, m: rows, n: span, k: groupFilters, alpha: 1,
                                      a: w.floats + wOffset, lda: rows, b: dyg, ldb: width, beta: 0, c: col, ldc: width)
                         for s in 0..<samples {
@@ -123,6 +147,30 @@ func gatherRow(_ dy: UnsafePointer<Float>, maskedBy mask: UnsafePointer<Float>?,
     if let mask { return maskByPositive(dy, mask, into: out, count: count) }
     out.update(from: dy, count: count)
     return lanewiseSum(out, count: count)
+}
+
+/// Whether `g` is a 2-D window with unit strides and dilations and no padding.
+func isUnpaddedUnitStride2D(_ g: WindowGeometry) -> Bool {
+    g.input.count == 2 && g.strides == [1, 1] && g.dilations == [1, 1] && g.padsBegin == [0, 0] && g.padsEnd == [0, 0]
+}
+
+/// `col2im` for an unpadded stride-1 2-D window whose column gradients have rows as wide as the input's
+/// (`col[channels·K × outHeight·width]`, rows `rowStride` apart, zero past each output row's `outWidth`):
+/// each tap's column row lands on the input plane shifted by the tap, as one contiguous run. The zero
+/// tail of an output row falls on the next row's first columns, where it adds nothing.
+func col2imPitched(_ col: UnsafePointer<Float>, rowStride: Int, channels: Int, _ g: WindowGeometry,
+                   into x: UnsafeMutablePointer<Float>) {
+    let width = g.input[1], run = (g.output[0] - 1) * width + g.output[1]
+    var src = col
+    for ch in 0..<channels {
+        let plane = x + ch * g.inputCount
+        for kh in 0..<g.kernel[0] {
+            for kw in 0..<g.kernel[1] {
+                addRow(plane + kh * width + kw, src, count: run)
+                src += rowStride
+            }
+        }
+    }
 }
 
 /// The adjoint of im2col: adds each entry of `col[channels·K × outputCount]` (rows `rowStride` floats
