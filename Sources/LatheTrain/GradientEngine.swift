@@ -16,7 +16,7 @@ private let blasSingleThreaded: Void = openblas_set_num_threads(1)
 /// A Conv whose value only a Relu reads runs fused with it: the convolution applies the Relu in its output
 /// loop, and its gradient reads the Relu's output gradient masked by the Relu's output, so the Relu has no
 /// pass of its own, forward or backward. The pre-activation value is then not kept (`value` and `gradient`
-/// return nil for it, and it cannot be a seed); the gradients are bit-for-bit those of the unfused pair.
+/// return nil for it, and it cannot be a seed); the gradients equal those of the unfused pair.
 public final class GradientEngine {
     /// One node bound to its kernel and gradient, with value ids for its slots (nil = omitted).
     struct Step {
