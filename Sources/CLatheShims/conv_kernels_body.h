@@ -1,0 +1,185 @@
+/* The direct 2-D convolution of conv_kernels.c, written once and included once per instruction-set
+ * level with LTS_LEVEL (a name suffix), LTS_TARGET (a function attribute), LTS_LEVEL_ID (the
+ * lts_vector_level), LTS_VW (floats per vector), LTS_NV (vectors per tile row) and LTS_MR (filters
+ * per tile) defined. A tile is LTS_MR filters × LTS_NR output pixels, accumulated in registers. */
+
+#define LTS_CAT2(a, b) a##_##b
+#define LTS_CAT(a, b) LTS_CAT2(a, b)
+#define LTS_NAME(name) LTS_CAT(name, LTS_LEVEL)
+#define LTS_NR (LTS_VW * LTS_NV)
+
+typedef float LTS_NAME(lts_cv) __attribute__((ext_vector_type(LTS_VW)));
+typedef float LTS_NAME(lts_cv_unaligned) __attribute__((ext_vector_type(LTS_VW), aligned(4)));
+#define LTS_V LTS_NAME(lts_cv)
+#define LTS_LOAD(p) (*(const LTS_NAME(lts_cv_unaligned) *)(p))
+#define LTS_STORE(v, p) (*(LTS_NAME(lts_cv_unaligned) *)(p) = (v))
+
+/* tile[i·NR + j] = Σ_k a[k·MR + i] · b[offsets[k] + j] for one MR × NR tile, then bias and the
+ * piecewise-linear activations (sigmoid and tanh run afterwards, over the whole tile). */
+static inline __attribute__((always_inline)) LTS_TARGET void LTS_NAME(lts_conv_tile)(
+    const float *a, const float *b, const int32_t *offsets, size_t k_count, const float *bias,
+    int32_t activation, float alpha, float beta, float *tile) {
+    LTS_V acc[LTS_MR][LTS_NV];
+    for (int i = 0; i < LTS_MR; i++)
+        for (int j = 0; j < LTS_NV; j++) acc[i][j] = (LTS_V)(bias ? bias[i] : 0.0f);
+    for (size_t k = 0; k < k_count; k++) {
+        const float *bk = b + offsets[k];
+        const float *ak = a + k * LTS_MR;
+        LTS_V bv[LTS_NV];
+        for (int j = 0; j < LTS_NV; j++) bv[j] = LTS_LOAD(bk + j * LTS_VW);
+        for (int i = 0; i < LTS_MR; i++) {
+            LTS_V ai = (LTS_V)(ak[i]);
+            for (int j = 0; j < LTS_NV; j++) acc[i][j] += ai * bv[j];
+        }
+    }
+    for (int i = 0; i < LTS_MR; i++) {
+        for (int j = 0; j < LTS_NV; j++) {
+            LTS_V v = acc[i][j];
+            switch (activation) {
+            case lts_conv_activation_relu: v = v <= 0.0f ? (LTS_V)(0.0f) : v; break;
+            case lts_conv_activation_leaky_relu: v = v < 0.0f ? v * alpha : v; break;
+            case lts_conv_activation_clip:
+                v = v <= alpha ? (LTS_V)(alpha) : v;
+                v = v > beta ? (LTS_V)(beta) : v;
+                break;
+            default: break;
+            }
+            LTS_STORE(v, tile + i * LTS_NR + j * LTS_VW);
+        }
+    }
+}
+
+/* Packs pixels q0 ..< q0 + NR (fewer at the end: zeros) of the unfolded input into
+ * strip[k·NR + j]: the implicit im2col of one strip, for strides other than 1. */
+static LTS_TARGET void LTS_NAME(lts_conv_pack_strip)(const lts_conv_shape *s, const float *x, size_t q0,
+                                                    float *strip) {
+    const int64_t ow = s->out_w, ih = s->in_h, iw = s->in_w, sh = s->stride_h, sw = s->stride_w;
+    const int64_t count = s->out_h * ow;
+    const int64_t n = count - (int64_t)q0 < LTS_NR ? count - (int64_t)q0 : LTS_NR;
+    float *dst = strip;
+    for (int64_t c = 0; c < s->channels; c++) {
+        const float *plane = x + c * ih * iw;
+        for (int64_t ky = 0; ky < s->kernel_h; ky++) {
+            for (int64_t kx = 0; kx < s->kernel_w; kx++, dst += LTS_NR) {
+                const int64_t offset = kx * s->dilation_w - s->pad_left;
+                /* Output columns lo..<hi read inside the row; the others are padding. */
+                const int64_t lo = offset >= 0 ? 0 : (sw - 1 - offset) / sw;
+                const int64_t hi = iw - 1 - offset < 0 ? 0 : ((iw - 1 - offset) / sw + 1 < ow ? (iw - 1 - offset) / sw + 1 : ow);
+                int64_t j = 0, oy = (int64_t)q0 / ow, ox = (int64_t)q0 % ow;
+                while (j < n) {
+                    const int64_t run = ow - ox < n - j ? ow - ox : n - j;
+                    const int64_t y = oy * sh + ky * s->dilation_h - s->pad_top;
+                    float *d = dst + j - ox;
+                    if (y < 0 || y >= ih || lo >= hi) {
+                        for (int64_t o = ox; o < ox + run; o++) d[o] = 0.0f;
+                    } else {
+                        const float *row = plane + y * iw + offset;
+                        const int64_t a = ox > lo ? ox : lo, e = ox + run < hi ? ox + run : hi;
+                        int64_t o = ox;
+                        for (; o < a && o < ox + run; o++) d[o] = 0.0f;
+                        if (sw == 1) {
+                            for (; o + LTS_VW <= e; o += LTS_VW) LTS_STORE(LTS_LOAD(row + o), d + o);
+                        } else if (sw == 2) {
+                            /* Two vectors of the row hold one vector of even columns. */
+                            for (; o + LTS_VW <= e && 2 * (o + LTS_VW) - 1 <= iw - 1 - offset; o += LTS_VW) {
+                                LTS_V v0 = LTS_LOAD(row + 2 * o), v1 = LTS_LOAD(row + 2 * o + LTS_VW);
+                                LTS_STORE(__builtin_shufflevector(v0, v1, LTS_EVEN_LANES), d + o);
+                            }
+                        }
+                        for (; o < e; o++) d[o] = row[o * sw];
+                        for (; o < ox + run; o++) d[o] = 0.0f;
+                    }
+                    j += run;
+                    ox = 0;
+                    oy++;
+                }
+                for (; j < LTS_NR; j++) dst[j] = 0.0f;
+            }
+        }
+    }
+}
+
+/* Stores rows 0..<rows of `tile` (pixels q0 ..< q0 + NR of rows `width` wide, of which the first
+ * out_w are outputs) into the NCHW image `y` from filter m0 on; sigmoid and tanh are applied first. */
+static LTS_TARGET void LTS_NAME(lts_conv_store)(const lts_conv_shape *s, float *tile, size_t rows, size_t m0,
+                                               int64_t q0, int64_t width, int64_t q_end, float *y) {
+    const lts_vector_kernels *vk = lts_vector_kernels_at(LTS_LEVEL_ID);
+    if (s->activation == lts_conv_activation_sigmoid) vk->sigmoid(tile, tile, rows * LTS_NR, NULL);
+    if (s->activation == lts_conv_activation_tanh) vk->tanh(tile, tile, rows * LTS_NR, NULL);
+    const int64_t plane = s->out_h * s->out_w, ow = s->out_w;
+    int64_t q = q0, oy = q0 / width, ox = q0 % width;
+    const int64_t end = q0 + LTS_NR < q_end ? q0 + LTS_NR : q_end;
+    while (q < end) {
+        const int64_t run = width - ox < end - q ? width - ox : end - q;
+        const int64_t valid = ox >= ow ? 0 : (ow - ox < run ? ow - ox : run);
+        if (valid > 0) {
+            for (size_t i = 0; i < rows; i++)
+                memcpy(y + (m0 + i) * plane + oy * ow + ox, tile + i * LTS_NR + (q - q0), (size_t)valid * sizeof(float));
+        }
+        q += run;
+        ox = 0;
+        oy++;
+    }
+}
+
+static LTS_TARGET void LTS_NAME(lts_conv_run)(const lts_conv_shape *s, const float *x, const float *packed_w,
+                                             const float *bias, float *y, size_t strip_first, size_t strip_end,
+                                             void *scratch) {
+    const lts_conv_layout l = lts_conv_layout_of(s, LTS_NR);
+    const size_t k_count = (size_t)(s->channels * s->kernel_h * s->kernel_w);
+    int32_t *offsets = (int32_t *)scratch;
+    float *buffer = (float *)((char *)scratch + lts_conv_offsets_bytes(k_count));
+    const float *source = x;
+    if (l.copies) {
+        lts_conv_pad_copy(s, &l, x, buffer, LTS_NR);
+        source = buffer;
+    }
+    /* Offsets of each unfolded row in the source (stride 1) or the packed strip. */
+    for (size_t k = 0; k < k_count; k++) {
+        if (l.direct) {
+            const int64_t c = (int64_t)k / (s->kernel_h * s->kernel_w), t = (int64_t)k % (s->kernel_h * s->kernel_w);
+            offsets[k] = (int32_t)(c * l.plane + (t / s->kernel_w) * s->dilation_h * l.width + (t % s->kernel_w) * s->dilation_w);
+        } else {
+            offsets[k] = (int32_t)(k * LTS_NR);
+        }
+    }
+    float tile[LTS_MR * LTS_NR] __attribute__((aligned(64)));
+    float bias_tile[LTS_MR];
+    const size_t m_tiles = ((size_t)s->filters + LTS_MR - 1) / LTS_MR;
+    for (size_t strip = strip_first; strip < strip_end; strip++) {
+        /* The last strip ends at the last pixel (overlapping its neighbour) when there are enough pixels. */
+        int64_t q0 = (int64_t)strip * LTS_NR;
+        if (q0 + LTS_NR > l.count && l.count >= LTS_NR) q0 = l.count - LTS_NR;
+        const float *b = source + q0;
+        if (!l.direct) {
+            LTS_NAME(lts_conv_pack_strip)(s, x, (size_t)q0, buffer);
+            b = buffer;
+        }
+        for (size_t mt = 0; mt < m_tiles; mt++) {
+            const size_t m0 = mt * LTS_MR;
+            const size_t rows = (size_t)s->filters - m0 < LTS_MR ? (size_t)s->filters - m0 : LTS_MR;
+            const float *tile_bias = NULL;
+            if (bias) {
+                for (size_t i = 0; i < LTS_MR; i++) bias_tile[i] = i < rows ? bias[m0 + i] : 0.0f;
+                tile_bias = bias_tile;
+            }
+            LTS_NAME(lts_conv_tile)(packed_w + mt * k_count * LTS_MR, b, offsets, k_count, tile_bias,
+                                    s->activation, s->alpha, s->beta, tile);
+            LTS_NAME(lts_conv_store)(s, tile, rows, m0, q0, l.width, l.count, y);
+        }
+    }
+}
+
+static const lts_conv_kernels LTS_NAME(lts_conv_kernels) = {
+    .mr = LTS_MR,
+    .nr = LTS_NR,
+    .run = LTS_NAME(lts_conv_run),
+};
+
+#undef LTS_LOAD
+#undef LTS_STORE
+#undef LTS_V
+#undef LTS_NR
+#undef LTS_NAME
+#undef LTS_CAT
+#undef LTS_CAT2
