@@ -8,7 +8,8 @@
  *   image itself when it has no padding), width = out_w + (kernel_w − 1)·dilation_w, so row k of U
  *   is the source shifted by one offset: tiles read the source directly and skip the columns
  *   ox >= out_w when storing;
- * - other strides: NR pixels at a time are packed (implicit im2col of one strip) into scratch.
+ * - other strides, and small images: NR pixels of the batch at a time are packed (implicit im2col
+ *   of one strip) into scratch.
  * Bias and the fused activation are applied as each tile is stored into NCHW Y. Levels differ only
  * in rounding (FMA, accumulation in registers). */
 
@@ -35,14 +36,20 @@ typedef struct {
     int64_t count;
 } lts_conv_layout;
 
+/* Stride 1 reads the source directly when at least this share of the tiles' pixels are outputs;
+ * smaller images are packed, several to a strip. */
+#define LTS_CONV_DIRECT_SHARE 0.7
+
 static lts_conv_layout lts_conv_layout_of(const lts_conv_shape *s, size_t nr) {
     lts_conv_layout l;
-    l.direct = s->stride_h == 1 && s->stride_w == 1;
+    l.width = s->out_w + (s->kernel_w - 1) * s->dilation_w;
+    l.height = s->out_h + (s->kernel_h - 1) * s->dilation_h;
+    l.count = (s->out_h - 1) * l.width + s->out_w;
+    const int64_t strips = (l.count + (int64_t)nr - 1) / (int64_t)nr;
+    l.direct = s->stride_h == 1 && s->stride_w == 1
+        && (double)(s->out_h * s->out_w) >= LTS_CONV_DIRECT_SHARE * (double)(strips * (int64_t)nr);
     if (l.direct) {
-        l.width = s->out_w + (s->kernel_w - 1) * s->dilation_w;
-        l.height = s->out_h + (s->kernel_h - 1) * s->dilation_h;
         l.plane = l.width * l.height;
-        l.count = (s->out_h - 1) * l.width + s->out_w;
         const bool padded = s->pad_top != 0 || s->pad_left != 0 || l.width != s->in_w || l.height != s->in_h;
         l.copies = padded || l.count < (int64_t)nr;
     } else {
@@ -81,9 +88,9 @@ static void lts_conv_pad_copy(const lts_conv_shape *s, const lts_conv_layout *l,
     memset(dst, 0, slack * sizeof(float));
 }
 
-size_t lts_conv_strip_count(const lts_conv_shape *shape, size_t nr) {
+size_t lts_conv_strip_count(const lts_conv_shape *shape, size_t nr, size_t images) {
     const lts_conv_layout l = lts_conv_layout_of(shape, nr);
-    return ((size_t)l.count + nr - 1) / nr;
+    return l.direct ? images * (((size_t)l.count + nr - 1) / nr) : (images * (size_t)l.count + nr - 1) / nr;
 }
 
 size_t lts_conv_scratch_bytes(const lts_conv_shape *shape, size_t nr) {

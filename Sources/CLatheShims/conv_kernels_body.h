@@ -49,31 +49,30 @@ static inline __attribute__((always_inline)) LTS_TARGET void LTS_NAME(lts_conv_t
     }
 }
 
-/* Packs pixels q0 ..< q0 + NR (fewer at the end: zeros) of the unfolded input into
- * strip[k·NR + j]: the implicit im2col of one strip, for strides other than 1. */
-static LTS_TARGET void LTS_NAME(lts_conv_pack_strip)(const lts_conv_shape *s, const float *x, size_t q0,
-                                                    float *strip) {
+/* Packs pixels q0 ..< q0 + NR (fewer at the end: zeros) of the unfolded input of the batch into
+ * strip[k·NR + j] (pixel q = image·out_h·out_w + oy·out_w + ox): the implicit im2col of one strip. */
+static LTS_TARGET void LTS_NAME(lts_conv_pack_strip)(const lts_conv_shape *s, const float *x, int64_t q0,
+                                                    int64_t count, float *strip) {
     const int64_t ow = s->out_w, ih = s->in_h, iw = s->in_w, sh = s->stride_h, sw = s->stride_w;
-    const int64_t count = s->out_h * ow;
-    const int64_t n = count - (int64_t)q0 < LTS_NR ? count - (int64_t)q0 : LTS_NR;
+    const int64_t image_pixels = s->out_h * ow, image_floats = s->channels * ih * iw;
+    const int64_t n_pixels = count - q0 < LTS_NR ? count - q0 : LTS_NR;
     float *dst = strip;
     for (int64_t c = 0; c < s->channels; c++) {
-        const float *plane = x + c * ih * iw;
         for (int64_t ky = 0; ky < s->kernel_h; ky++) {
             for (int64_t kx = 0; kx < s->kernel_w; kx++, dst += LTS_NR) {
                 const int64_t offset = kx * s->dilation_w - s->pad_left;
                 /* Output columns lo..<hi read inside the row; the others are padding. */
                 const int64_t lo = offset >= 0 ? 0 : (sw - 1 - offset) / sw;
                 const int64_t hi = iw - 1 - offset < 0 ? 0 : ((iw - 1 - offset) / sw + 1 < ow ? (iw - 1 - offset) / sw + 1 : ow);
-                int64_t j = 0, oy = (int64_t)q0 / ow, ox = (int64_t)q0 % ow;
-                while (j < n) {
-                    const int64_t run = ow - ox < n - j ? ow - ox : n - j;
+                int64_t j = 0, image = q0 / image_pixels, oy = q0 % image_pixels / ow, ox = q0 % ow;
+                while (j < n_pixels) {
+                    const int64_t run = ow - ox < n_pixels - j ? ow - ox : n_pixels - j;
                     const int64_t y = oy * sh + ky * s->dilation_h - s->pad_top;
                     float *d = dst + j - ox;
                     if (y < 0 || y >= ih || lo >= hi) {
                         for (int64_t o = ox; o < ox + run; o++) d[o] = 0.0f;
                     } else {
-                        const float *row = plane + y * iw + offset;
+                        const float *row = x + image * image_floats + (c * ih + y) * iw + offset;
                         const int64_t a = ox > lo ? ox : lo, e = ox + run < hi ? ox + run : hi;
                         int64_t o = ox;
                         for (; o < a && o < ox + run; o++) d[o] = 0.0f;
@@ -91,7 +90,7 @@ static LTS_TARGET void LTS_NAME(lts_conv_pack_strip)(const lts_conv_shape *s, co
                     }
                     j += run;
                     ox = 0;
-                    oy++;
+                    if (++oy == s->out_h) { oy = 0; image++; }
                 }
                 for (; j < LTS_NR; j++) dst[j] = 0.0f;
             }
@@ -99,42 +98,48 @@ static LTS_TARGET void LTS_NAME(lts_conv_pack_strip)(const lts_conv_shape *s, co
     }
 }
 
-/* Stores rows 0..<rows of `tile` (pixels q0 ..< q0 + NR of rows `width` wide, of which the first
- * out_w are outputs) into the NCHW image `y` from filter m0 on; sigmoid and tanh are applied first. */
-static LTS_TARGET void LTS_NAME(lts_conv_store)(const lts_conv_shape *s, float *tile, size_t rows, size_t m0,
-                                               int64_t q0, int64_t width, int64_t q_end, float *y) {
+/* Stores rows 0..<rows of `tile` (pixels q0 ..< q0 + NR) into Y from filter m0 on, for pixels
+ * from ..< min(q0 + NR, count); sigmoid and tanh are applied first. Direct layouts number one image's pixels in rows `l->width`
+ * wide (columns from out_w on are not outputs); packed ones number the batch's pixels densely. */
+static LTS_TARGET void LTS_NAME(lts_conv_store)(const lts_conv_shape *s, const lts_conv_layout *l, float *tile,
+                                               size_t rows, size_t m0, int64_t q0, int64_t from, int64_t count,
+                                               float *y) {
     const lts_vector_kernels *vk = lts_vector_kernels_at(LTS_LEVEL_ID);
     if (s->activation == lts_conv_activation_sigmoid) vk->sigmoid(tile, tile, rows * LTS_NR, NULL);
     if (s->activation == lts_conv_activation_tanh) vk->tanh(tile, tile, rows * LTS_NR, NULL);
     const int64_t plane = s->out_h * s->out_w, ow = s->out_w;
-    int64_t q = q0, oy = q0 / width, ox = q0 % width;
-    const int64_t end = q0 + LTS_NR < q_end ? q0 + LTS_NR : q_end;
+    const int64_t end = q0 + LTS_NR < count ? q0 + LTS_NR : count;
+    int64_t q = from;
     while (q < end) {
-        const int64_t run = width - ox < end - q ? width - ox : end - q;
-        const int64_t valid = ox >= ow ? 0 : (ow - ox < run ? ow - ox : run);
+        /* A run of pixels contiguous in Y, `valid` of them outputs, at `target` in filter 0's plane. */
+        int64_t run, valid, target;
+        if (l->direct) {
+            const int64_t oy = q / l->width, ox = q % l->width;
+            run = l->width - ox < end - q ? l->width - ox : end - q;
+            valid = ox >= ow ? 0 : (ow - ox < run ? ow - ox : run);
+            target = oy * ow + ox;
+        } else {
+            const int64_t image = q / plane, p = q % plane;
+            run = valid = plane - p < end - q ? plane - p : end - q;
+            target = image * s->filters * plane + p;
+        }
         if (valid > 0) {
             for (size_t i = 0; i < rows; i++)
-                memcpy(y + (m0 + i) * plane + oy * ow + ox, tile + i * LTS_NR + (q - q0), (size_t)valid * sizeof(float));
+                memcpy(y + target + (int64_t)(m0 + i) * plane, tile + i * LTS_NR + (q - q0), (size_t)valid * sizeof(float));
         }
         q += run;
-        ox = 0;
-        oy++;
     }
 }
 
 static LTS_TARGET void LTS_NAME(lts_conv_run)(const lts_conv_shape *s, const float *x, const float *packed_w,
-                                             const float *bias, float *y, size_t strip_first, size_t strip_end,
-                                             void *scratch) {
+                                             const float *bias, float *y, size_t images, size_t strip_first,
+                                             size_t strip_end, void *scratch) {
     const lts_conv_layout l = lts_conv_layout_of(s, LTS_NR);
     const size_t k_count = (size_t)(s->channels * s->kernel_h * s->kernel_w);
+    const int64_t image_in = s->channels * s->in_h * s->in_w, image_out = s->filters * s->out_h * s->out_w;
     int32_t *offsets = (int32_t *)scratch;
     float *buffer = (float *)((char *)scratch + lts_conv_offsets_bytes(k_count));
-    const float *source = x;
-    if (l.copies) {
-        lts_conv_pad_copy(s, &l, x, buffer, LTS_NR);
-        source = buffer;
-    }
-    /* Offsets of each unfolded row in the source (stride 1) or the packed strip. */
+    /* Offsets of each unfolded row in the source (direct) or the packed strip. */
     for (size_t k = 0; k < k_count; k++) {
         if (l.direct) {
             const int64_t c = (int64_t)k / (s->kernel_h * s->kernel_w), t = (int64_t)k % (s->kernel_h * s->kernel_w);
@@ -146,14 +151,26 @@ static LTS_TARGET void LTS_NAME(lts_conv_run)(const lts_conv_shape *s, const flo
     float tile[LTS_MR * LTS_NR] __attribute__((aligned(64)));
     float bias_tile[LTS_MR];
     const size_t m_tiles = ((size_t)s->filters + LTS_MR - 1) / LTS_MR;
+    const int64_t image_strips = (l.count + LTS_NR - 1) / LTS_NR;
+    const int64_t batch_count = l.direct ? l.count : (int64_t)images * l.count;
+    int64_t copied = -1;
     for (size_t strip = strip_first; strip < strip_end; strip++) {
-        /* The last strip ends at the last pixel (overlapping its neighbour) when there are enough pixels. */
-        int64_t q0 = (int64_t)strip * LTS_NR;
-        if (q0 + LTS_NR > l.count && l.count >= LTS_NR) q0 = l.count - LTS_NR;
-        const float *b = source + q0;
+        /* Direct strips are per image, packed ones run over the batch. A last strip computes from
+         * the last pixel back (overlapping its neighbour) when there are enough pixels, and stores
+         * only its own. */
+        const int64_t image = l.direct ? (int64_t)strip / image_strips : 0;
+        const int64_t from = l.direct ? (int64_t)strip % image_strips * LTS_NR : (int64_t)strip * LTS_NR;
+        const int64_t q0 = from + LTS_NR > batch_count && batch_count >= LTS_NR ? batch_count - LTS_NR : from;
+        const float *b = buffer;
+        float *target = y + image * image_out;
         if (!l.direct) {
-            LTS_NAME(lts_conv_pack_strip)(s, x, (size_t)q0, buffer);
-            b = buffer;
+            LTS_NAME(lts_conv_pack_strip)(s, x, q0, batch_count, buffer);
+        } else if (l.copies) {
+            if (image != copied) lts_conv_pad_copy(s, &l, x + image * image_in, buffer, LTS_NR);
+            copied = image;
+            b = buffer + q0;
+        } else {
+            b = x + image * image_in + q0;
         }
         for (size_t mt = 0; mt < m_tiles; mt++) {
             const size_t m0 = mt * LTS_MR;
@@ -165,7 +182,7 @@ static LTS_TARGET void LTS_NAME(lts_conv_run)(const lts_conv_shape *s, const flo
             }
             LTS_NAME(lts_conv_tile)(packed_w + mt * k_count * LTS_MR, b, offsets, k_count, tile_bias,
                                     s->activation, s->alpha, s->beta, tile);
-            LTS_NAME(lts_conv_store)(s, tile, rows, m0, q0, l.width, l.count, y);
+            LTS_NAME(lts_conv_store)(s, &l, tile, rows, m0, q0, from, batch_count, target);
         }
     }
 }

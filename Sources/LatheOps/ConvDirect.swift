@@ -14,22 +14,24 @@ struct DirectConv: @unchecked Sendable {
     let packedWeights: [Float]?
     /// Floats of packed weights.
     let packedCount: Int
-    /// Output strips of one image.
-    let strips: Int
     /// Scratch bytes of one lane, after the packed weights (64-byte multiple).
     let scratchBytes: Int
+
+    /// Output pixels per image below which im2col wins (it batches small images into one product).
+    static let smallestOutput = 64
 
     /// Rows of the unfolded input (channels × kernel taps) above which im2col and the BLAS win.
     static let largestDepth = 8192
 
-    /// The direct plan of a convolution, or nil when the shape is not one it serves (groups, three or
-    /// more spatial axes, fewer than 4 filters, a depth above `largestDepth`, offsets beyond Int32).
+    /// The direct plan of a convolution, or nil when the shape is not one it serves: groups, three or
+    /// more spatial axes, fewer than 4 filters, a depth above `largestDepth`, offsets beyond Int32, or
+    /// fewer than `smallestOutput` output pixels per image.
     /// - Parameters:
     ///   - weights: W when constant at plan time (packed now), else nil.
     ///   - kernels: the level to run (the CPU's best by default).
     init?(_ g: SpatialWindow, channels: Int, filters: Int, group: Int, activation: FusedActivation?,
           weights: Tensor?, kernels: UnsafePointer<lts_conv_kernels> = lts_conv_kernels_active()!) {
-        guard group == 1, g.rank <= 2, filters >= 4, g.outputCount > 0 else { return nil }
+        guard group == 1, g.rank <= 2, filters >= 4, g.outputCount >= Self.smallestOutput else { return nil }
         let depth = channels * g.kernelCount
         guard depth <= Self.largestDepth else { return nil }
         let two = g.rank == 2
@@ -50,7 +52,6 @@ struct DirectConv: @unchecked Sendable {
         let mr = kernels.pointee.mr, nr = kernels.pointee.nr
         self.kernels = kernels
         packedCount = (filters + mr - 1) / mr * mr * depth
-        strips = lts_conv_strip_count(&shape, nr)
         scratchBytes = (lts_conv_scratch_bytes(&shape, nr) + 63) / 64 * 64
         self.shape = shape
         if let weights {
@@ -82,37 +83,30 @@ struct DirectConv: @unchecked Sendable {
     /// Workspace bytes of one lane: the per-run packed weights (used in lane 0's block), then scratch.
     var workspaceBytes: Int { packedBytes + scratchBytes }
 
-    /// `y = act(W ⋆ x + bias)` for the whole batch: the (image, strip) items split over the pool's
-    /// lanes in contiguous ranges when the product is large enough to pay for the hand-off.
+    /// `y = act(W ⋆ x + bias)` for the whole batch: its output strips split over the pool's lanes in
+    /// contiguous ranges when the product is large enough to pay for the hand-off.
     func run(x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
              y: UnsafeMutablePointer<Float>, batch: Int, context: RunContext) {
         let kernels = self.kernels.pointee
         let depth = Int(shape.channels * shape.kernel_h * shape.kernel_w)
         let filters = Int(shape.filters)
-        let inCount = Int(shape.channels * shape.in_h * shape.in_w), outCount = filters * Int(shape.out_h * shape.out_w)
-        let packedBytes = self.packedBytes, strips = self.strips
+        let outCount = filters * Int(shape.out_h * shape.out_w)
+        let packedBytes = self.packedBytes
         withUnsafePointer(to: shape) { shape in
-            /// Runs items `lo..<hi` (item = image · strips + strip) on `scratch`.
-            func items(_ lo: Int, _ hi: Int, _ packed: UnsafePointer<Float>, _ scratch: UnsafeMutableRawPointer) {
-                var item = lo
-                while item < hi {
-                    let n = item / strips, first = item % strips, end = min(strips, first + hi - item)
-                    kernels.run!(shape, x + n * inCount, packed, bias, y + n * outCount, first, end, scratch)
-                    item += end - first
-                }
-            }
+            let strips = lts_conv_strip_count(shape, kernels.nr, batch)
             /// Runs everything with the weights at `packed`.
             func all(_ packed: UnsafePointer<Float>) {
-                let total = batch * strips
-                let macs = batch * outCount * depth
-                let lanes = min(context.pool.threadCount, total)
-                if lanes <= 1 || macs < 1 << 18 {
-                    items(0, total, packed, context.workspace + packedBytes)
+                let lanes = min(context.pool.threadCount, strips)
+                if lanes <= 1 || batch * outCount * depth < 1 << 18 {
+                    kernels.run!(shape, x, packed, bias, y, batch, 0, strips, context.workspace + packedBytes)
                     return
                 }
-                let perLane = (total + lanes - 1) / lanes
+                let perLane = (strips + lanes - 1) / lanes
                 context.pool.parallelFor(lanes) { lane in
-                    items(lane * perLane, min(total, (lane + 1) * perLane), packed, context.workspace(lane: lane) + packedBytes)
+                    let first = lane * perLane, end = min(strips, first + perLane)
+                    if first < end {
+                        kernels.run!(shape, x, packed, bias, y, batch, first, end, context.workspace(lane: lane) + packedBytes)
+                    }
                 }
             }
             if let packedWeights {

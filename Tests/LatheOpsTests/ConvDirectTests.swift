@@ -25,12 +25,13 @@ import LatheCore
     static func problem(_ rng: inout SeededRNG, spatial: Int, activation: FusedActivation?) throws -> Problem {
         while true {
             let kernel = (0..<spatial).map { _ in S.pick([1, 1, 2, 3, 3, 5], &rng) }
-            let input = (0..<spatial).map { _ in Int.random(in: 1...19, using: &rng) }
+            let input = (0..<spatial).map { _ in Int.random(in: spatial == 1 ? 64...150 : 6...21, using: &rng) }
             let strides = (0..<spatial).map { _ in S.pick([1, 1, 1, 2, 2, 3], &rng) }
             let dilations = (0..<spatial).map { _ in S.pick([1, 1, 1, 2], &rng) }
             let pads = (0..<2 * spatial).map { _ in S.pick([0, 0, 1, 2], &rng) }
             guard let geo = S.geometry(input: input, kernel: kernel, strides: strides, dilations: dilations,
-                                       pads: pads, autoPad: "NOTSET", ceilMode: false) else { continue }
+                                       pads: pads, autoPad: "NOTSET", ceilMode: false),
+                  geo.output.reduce(1, *) >= DirectConv.smallestOutput else { continue }
             let g = SpatialWindow(input: input, kernel: kernel, strides: strides, dilations: dilations,
                                   padsBegin: geo.begin, padsEnd: geo.end, output: geo.output)
             let batch = S.pick([1, 1, 2, 3], &rng)
@@ -66,9 +67,10 @@ import LatheCore
 
     /// The direct path at `level`, weights packed at plan time or per run, on `lanes` lanes.
     static func direct(_ p: Problem, level: lts_vector_level, constantWeights: Bool, lanes: Int) throws -> [Float] {
+        let kernels = lts_conv_kernels_at(level)!
         let conv = try #require(DirectConv(p.g, channels: p.x.shape[1], filters: p.w.shape[0], group: 1,
                                            activation: p.activation, weights: constantWeights ? p.w : nil,
-                                           kernels: lts_conv_kernels_at(level)!))
+                                           kernels: kernels), "\(p.label)")
         let y = try Tensor(.float32, shape: [p.x.shape[0], p.w.shape[0]] + p.g.output)
         let pool = lanes == 1 ? ThreadPool.serial : ThreadPool(threads: lanes)
         let stride = conv.workspaceBytes
@@ -117,7 +119,7 @@ import LatheCore
         var rng = SeededRNG(7)
         let cases: [(input: Int, channels: Int, filters: Int, kernel: Int, stride: Int, pad: Int)] = [
             (64, 32, 32, 3, 1, 1), (64, 32, 64, 3, 2, 1), (64, 32, 64, 1, 2, 0), (28, 1, 32, 3, 1, 0),
-            (13, 32, 64, 3, 1, 0), (5, 64, 64, 3, 1, 0), (32, 64, 64, 1, 1, 0),
+            (13, 32, 64, 3, 1, 0), (12, 64, 64, 3, 1, 0), (32, 64, 64, 1, 1, 0), (9, 8, 16, 3, 1, 1),
         ]
         for c in cases {
             let out = (c.input + 2 * c.pad - c.kernel) / c.stride + 1
@@ -131,7 +133,7 @@ import LatheCore
         }
     }
 
-    /// Plans choose the direct path for plain convolutions and im2col for grouped, 3-D and tiny ones.
+    /// Plans choose the direct path for plain convolutions and im2col for grouped, 3-D, deep and tiny ones.
     @Test func choice() throws {
         let g2 = SpatialWindow(input: [8, 8], kernel: [3, 3], strides: [1, 1], dilations: [1, 1],
                                padsBegin: [1, 1], padsEnd: [1, 1], output: [8, 8])
@@ -142,5 +144,8 @@ import LatheCore
         #expect(DirectConv(g3, channels: 8, filters: 8, group: 1, activation: nil, weights: nil) == nil)
         #expect(DirectConv(g2, channels: 8, filters: 2, group: 1, activation: nil, weights: nil) == nil)
         #expect(DirectConv(g2, channels: 1024, filters: 8, group: 1, activation: nil, weights: nil) == nil)
+        let tiny = SpatialWindow(input: [5, 5], kernel: [3, 3], strides: [1, 1], dilations: [1, 1],
+                                 padsBegin: [0, 0], padsEnd: [0, 0], output: [3, 3])
+        #expect(DirectConv(tiny, channels: 8, filters: 8, group: 1, activation: nil, weights: nil) == nil)
     }
 }

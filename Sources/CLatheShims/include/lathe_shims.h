@@ -110,24 +110,25 @@ typedef struct {
 } lts_conv_shape;
 
 /** The convolution of one level. `run` computes output strips `strip_first..<strip_end` (of
- *  `lts_conv_strip_count(shape, nr)`) of one image: `y = act(W ⋆ x + bias)` (bias may be NULL), with
- *  W packed by `lts_conv_pack_weights(…, mr, …)` and `lts_conv_scratch_bytes(shape, nr)` bytes of
- *  64-byte aligned `scratch`. Different strips write disjoint outputs. */
+ *  `lts_conv_strip_count(shape, nr, images)`) of the batch of `images` at `x` (NCHW, into NCHW `y`):
+ *  `y = act(W ⋆ x + bias)` (bias may be NULL), with W packed by `lts_conv_pack_weights(…, mr, …)` and
+ *  `lts_conv_scratch_bytes(shape, nr)` bytes of 64-byte aligned `scratch`. Different strips write
+ *  disjoint outputs, so strip ranges may run on different threads (each with its own scratch). */
 typedef struct {
     /** Filters per register tile (the weight packing's `mr`). */
     size_t mr;
     /** Output pixels per register tile. */
     size_t nr;
     void (*run)(const lts_conv_shape *shape, const float *x, const float *packed_w, const float *bias, float *y,
-                size_t strip_first, size_t strip_end, void *scratch);
+                size_t images, size_t strip_first, size_t strip_end, void *scratch);
 } lts_conv_kernels;
 
 /** The convolution of `level`, or NULL when this CPU lacks it. */
 const lts_conv_kernels *lts_conv_kernels_at(lts_vector_level level);
 /** The convolution of `lts_best_vector_level()`. */
 const lts_conv_kernels *lts_conv_kernels_active(void);
-/** Output strips of one image for tiles of `nr` pixels. */
-size_t lts_conv_strip_count(const lts_conv_shape *shape, size_t nr);
+/** Output strips of a batch of `images` for tiles of `nr` pixels. */
+size_t lts_conv_strip_count(const lts_conv_shape *shape, size_t nr, size_t images);
 /** Scratch bytes one `run` call needs for tiles of `nr` pixels. */
 size_t lts_conv_scratch_bytes(const lts_conv_shape *shape, size_t nr);
 /** Packs row-major W `[filters, k_count]` into `ceil(filters / mr)·k_count·mr` floats: tile t holds
