@@ -1,6 +1,7 @@
 import LatheCore
 
-/// Conv (float32, any number of spatial axes) by im2col and `sgemm`, per group.
+/// Conv (float32, any number of spatial axes): the direct kernel (`DirectConv`) for the shapes it serves,
+/// otherwise im2col and `sgemm`, per group.
 enum ConvOps {
     static func register(into registry: OpRegistry) throws {
         try registry.add("Conv") { try ConvKernel($0) }
