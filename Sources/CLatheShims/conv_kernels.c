@@ -14,6 +14,7 @@
  * in rounding (FMA, accumulation in registers). */
 
 #include "lathe_shims.h"
+#include <immintrin.h>
 #include <string.h>
 
 #pragma clang fp contract(fast)
@@ -114,6 +115,9 @@ void lts_conv_pack_weights(const float *w, size_t filters, size_t k_count, size_
     }
 }
 
+/* The last n (< LTS_VW) floats of a copy: one at a time, or one masked move on AVX-512. */
+#define LTS_COPY_TAIL(dst, src, n) for (int64_t t_ = 0; t_ < (n); t_++) (dst)[t_] = (src)[t_]
+
 #define LTS_LEVEL baseline
 #define LTS_TARGET
 #define LTS_LEVEL_ID lts_vector_level_baseline
@@ -146,6 +150,9 @@ void lts_conv_pack_weights(const float *w, size_t filters, size_t k_count, size_
 #undef LTS_MR
 #undef LTS_EVEN_LANES
 
+#undef LTS_COPY_TAIL
+#define LTS_COPY_TAIL(dst, src, n) \
+    _mm512_mask_storeu_ps((dst), (__mmask16)((1u << (n)) - 1), _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1), (src)))
 #define LTS_LEVEL avx512
 #define LTS_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
 #define LTS_LEVEL_ID lts_vector_level_avx512

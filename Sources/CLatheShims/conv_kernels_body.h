@@ -98,6 +98,14 @@ static LTS_TARGET void LTS_NAME(lts_conv_pack_strip)(const lts_conv_shape *s, co
     }
 }
 
+/* dst[0..<n] = src[0..<n], inline (the runs are short: a call to memcpy costs more). */
+static inline __attribute__((always_inline)) LTS_TARGET void LTS_NAME(lts_conv_copy)(float *dst, const float *src,
+                                                                                      int64_t n) {
+    int64_t i = 0;
+    for (; i + LTS_VW <= n; i += LTS_VW) LTS_STORE(LTS_LOAD(src + i), dst + i);
+    if (i < n) LTS_COPY_TAIL(dst + i, src + i, n - i);
+}
+
 /* Stores rows 0..<rows of `tile` (pixels q0 ..< q0 + NR) into Y from filter m0 on, for pixels
  * from ..< min(q0 + NR, count); sigmoid and tanh are applied first. Direct layouts number one image's pixels in rows `l->width`
  * wide (columns from out_w on are not outputs); packed ones number the batch's pixels densely. */
@@ -125,7 +133,7 @@ static LTS_TARGET void LTS_NAME(lts_conv_store)(const lts_conv_shape *s, const l
         }
         if (valid > 0) {
             for (size_t i = 0; i < rows; i++)
-                memcpy(y + target + (int64_t)(m0 + i) * plane, tile + i * LTS_NR + (q - q0), (size_t)valid * sizeof(float));
+                LTS_NAME(lts_conv_copy)(y + target + (int64_t)(m0 + i) * plane, tile + i * LTS_NR + (q - q0), valid);
         }
         q += run;
     }
