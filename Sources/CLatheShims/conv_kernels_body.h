@@ -76,14 +76,20 @@ static LTS_TARGET void LTS_NAME(lts_conv_pack_strip)(const lts_conv_shape *s, co
                         const int64_t a = ox > lo ? ox : lo, e = ox + run < hi ? ox + run : hi;
                         int64_t o = ox;
                         for (; o < a && o < ox + run; o++) d[o] = 0.0f;
-                        if (sw == 1) {
+                        /* Whole vectors, the last one ending at e (overlapping the one before). */
+                        if (sw == 1 && e - a >= LTS_VW) {
                             for (; o + LTS_VW <= e; o += LTS_VW) LTS_STORE(LTS_LOAD(row + o), d + o);
-                        } else if (sw == 2) {
+                            if (o < e) LTS_STORE(LTS_LOAD(row + e - LTS_VW), d + e - LTS_VW);
+                            o = e;
+                        } else if (sw == 2 && e - a >= LTS_VW && 2 * e - 1 <= iw - 1 - offset) {
                             /* Two vectors of the row hold one vector of even columns. */
-                            for (; o + LTS_VW <= e && 2 * (o + LTS_VW) - 1 <= iw - 1 - offset; o += LTS_VW) {
+                            for (;; o += LTS_VW) {
+                                if (o + LTS_VW > e) o = e - LTS_VW;
                                 LTS_V v0 = LTS_LOAD(row + 2 * o), v1 = LTS_LOAD(row + 2 * o + LTS_VW);
                                 LTS_STORE(__builtin_shufflevector(v0, v1, LTS_EVEN_LANES), d + o);
+                                if (o + LTS_VW == e) break;
                             }
+                            o = e;
                         }
                         for (; o < e; o++) d[o] = row[o * sw];
                         for (; o < ox + run; o++) d[o] = 0.0f;
