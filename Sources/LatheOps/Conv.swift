@@ -1,6 +1,7 @@
 import LatheCore
 
-/// Conv (float32, any number of spatial axes) by im2col and `sgemm`, per group.
+/// Conv (float32, any number of spatial axes): the direct kernel (`DirectConv`) for the shapes it serves,
+/// otherwise im2col and `sgemm`, per group.
 enum ConvOps {
     static func register(into registry: OpRegistry) throws {
         try registry.add("Conv") { try ConvKernel($0) }
@@ -276,6 +277,8 @@ final class ConvKernel: Kernel {
     let activation: FusedActivation?
     /// The window geometry of the plan's input shapes (set by `specialized`).
     let resolved: SpatialWindow?
+    /// The direct algorithm when `specialized` chose it for the plan's shapes; im2col and `sgemm` otherwise.
+    let direct: DirectConv?
 
     init(_ c: NodeContext) throws {
         try c.expectInputs(2...3)
@@ -285,13 +288,16 @@ final class ConvKernel: Kernel {
         guard group >= 1 else { throw LatheError.invalid("\(c.label): group must be >= 1, got \(group)") }
         activation = nil
         resolved = nil
+        direct = nil
     }
 
-    init(window: WindowAttributes, group: Int, activation: FusedActivation?, geometry: SpatialWindow?) {
+    init(window: WindowAttributes, group: Int, activation: FusedActivation?, geometry: SpatialWindow?,
+         direct: DirectConv? = nil) {
         self.window = window
         self.group = group
         self.activation = activation
         self.resolved = geometry
+        self.direct = direct
     }
 
     /// Checks X, W and B against each other and the attributes, returning the window geometry.
@@ -331,8 +337,10 @@ final class ConvKernel: Kernel {
     func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
         guard let x = inputs[0], let w = inputs[1] else { return self }
         let bias = inputs.count > 2 ? inputs[2]?.shape : nil
-        return ConvKernel(window: window, group: group, activation: activation,
-                          geometry: try geometry(x.shape, w.shape, bias: bias))
+        let g = try geometry(x.shape, w.shape, bias: bias)
+        let direct = DirectConv(g, channels: x.shape[1], filters: w.shape[0], group: group, activation: activation,
+                                weights: constants.count > 1 ? constants[1] : nil)
+        return ConvKernel(window: window, group: group, activation: activation, geometry: g, direct: direct)
     }
 
     /// How many images one GEMM covers: enough that the product has about 2,048 columns, so small
@@ -352,13 +360,15 @@ final class ConvKernel: Kernel {
     func workspaceSize(for inputs: [TensorType?]) -> Int {
         guard let x = inputs[0], let w = inputs[1], x.shape.count >= 3,
               let g = resolved ?? (try? geometry(x.shape, w.shape, bias: nil)) else { return 0 }
+        if let direct { return direct.workspaceBytes }
         return scratchCount(g, batch: x.shape[0], channels: x.shape[1], filters: w.shape[0]) * MemoryLayout<Float>.size
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
         let x = inputs[0]!, w = inputs[1]!
         let g = try resolved ?? geometry(x.shape, w.shape, bias: inputs.count > 2 ? inputs[2]?.shape : nil)
-        let floats = scratchCount(g, batch: x.shape[0], channels: x.shape[1], filters: w.shape[0])
+        let floats = direct.map { ($0.workspaceBytes + 3) / 4 }
+            ?? scratchCount(g, batch: x.shape[0], channels: x.shape[1], filters: w.shape[0])
         try RunContext.withScratch(floats * MemoryLayout<Float>.size) { try compute(inputs, outputs, context: $0) }
     }
 
@@ -367,6 +377,11 @@ final class ConvKernel: Kernel {
         let bias = inputs.count > 2 ? inputs[2] : nil
         let g = try resolved ?? geometry(x.shape, w.shape, bias: bias?.shape)
         let batch = x.shape[0], channels = x.shape[1], filters = w.shape[0]
+        if let direct {
+            direct.run(x: x.floats, w: w.floats, bias: bias.map { UnsafePointer($0.floats) }, y: y.floats, batch: batch,
+                       context: context)
+            return
+        }
         let groupChannels = channels / group, groupFilters = filters / group
         let rows = groupChannels * g.kernelCount
         let inCount = g.inputCount, outCount = g.outputCount

@@ -153,4 +153,56 @@ size_t lts_lstm_packed_count(size_t hidden);
  *  lane 4·g + u holding gate g of unit 16·⌊hidden/16⌋ + u. */
 void lts_lstm_pack_recurrence(const float *r, size_t hidden, float *packed);
 
+/* Direct 2-D convolution of one group (conv_kernels.c), per instruction-set level like the vector
+ * kernels; levels differ only in float32 rounding. */
+
+/** The activation a convolution applies as it stores its output (after the bias). */
+typedef enum {
+    lts_conv_activation_none = 0,
+    lts_conv_activation_relu = 1,
+    /** `x < 0 ? alpha·x : x`. */
+    lts_conv_activation_leaky_relu = 2,
+    /** `min(max(x, alpha), beta)`. */
+    lts_conv_activation_clip = 3,
+    lts_conv_activation_sigmoid = 4,
+    lts_conv_activation_tanh = 5,
+} lts_conv_activation;
+
+/** One image's convolution: X `[channels, in_h, in_w]`, W `[filters, channels, kernel_h, kernel_w]`,
+ *  Y `[filters, out_h, out_w]` (out_h/out_w as ONNX Conv computes them from these pads). */
+typedef struct {
+    int64_t channels, in_h, in_w, filters;
+    int64_t kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
+    int64_t out_h, out_w;
+    /** An `lts_conv_activation`, with its parameters. */
+    int32_t activation;
+    float alpha, beta;
+} lts_conv_shape;
+
+/** The convolution of one level. `run` computes output strips `strip_first..<strip_end` (of
+ *  `lts_conv_strip_count(shape, nr, images)`) of the batch of `images` at `x` (NCHW, into NCHW `y`):
+ *  `y = act(W ⋆ x + bias)` (bias may be NULL), with W packed by `lts_conv_pack_weights(…, mr, …)` and
+ *  `lts_conv_scratch_bytes(shape, nr)` bytes of 64-byte aligned `scratch`. Different strips write
+ *  disjoint outputs, so strip ranges may run on different threads (each with its own scratch). */
+typedef struct {
+    /** Filters per register tile (the weight packing's `mr`). */
+    size_t mr;
+    /** Output pixels per register tile. */
+    size_t nr;
+    void (*run)(const lts_conv_shape *shape, const float *x, const float *packed_w, const float *bias, float *y,
+                size_t images, size_t strip_first, size_t strip_end, void *scratch);
+} lts_conv_kernels;
+
+/** The convolution of `level`, or NULL when this CPU lacks it. */
+const lts_conv_kernels *lts_conv_kernels_at(lts_vector_level level);
+/** The convolution of `lts_best_vector_level()`. */
+const lts_conv_kernels *lts_conv_kernels_active(void);
+/** Output strips of a batch of `images` for tiles of `nr` pixels. */
+size_t lts_conv_strip_count(const lts_conv_shape *shape, size_t nr, size_t images);
+/** Scratch bytes one `run` call needs for tiles of `nr` pixels. */
+size_t lts_conv_scratch_bytes(const lts_conv_shape *shape, size_t nr);
+/** Packs row-major W `[filters, k_count]` into `ceil(filters / mr)·k_count·mr` floats: tile t holds
+ *  `packed[(t·k_count + k)·mr + i] = W[t·mr + i, k]` (0 past the last filter). */
+void lts_conv_pack_weights(const float *w, size_t filters, size_t k_count, size_t mr, float *packed);
+
 #endif
