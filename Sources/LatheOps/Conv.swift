@@ -331,8 +331,9 @@ final class ConvKernel: Kernel {
     func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
         guard let x = inputs[0], let w = inputs[1] else { return self }
         let bias = inputs.count > 2 ? inputs[2]?.shape : nil
-        return ConvKernel(window: window, group: group, activation: activation,
-                          geometry: try geometry(x.shape, w.shape, bias: bias))
+        let g = try geometry(x.shape, w.shape, bias: bias)
+        let direct = ConvKernel(window: window, group: group, activation: activation, geometry: g)
+        return try WinogradConvKernel.replacing(direct, g, inputs, constants: constants) ?? direct
     }
 
     /// How many images one GEMM covers: enough that the product has about 2,048 columns, so small

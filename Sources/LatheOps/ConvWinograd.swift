@@ -1,0 +1,184 @@
+import CLatheShims
+import Glibc
+import LatheCore
+
+/// Conv by Winograd F(4×4, 3×3) (Lavin & Gray 2016) for 2-D 3×3 kernels with stride 1, dilation 1 and one
+/// group: 2.25× fewer multiplies than the direct product. Each 6×6 input tile is transformed
+/// (`V = Bᵀ·d·B`), the 36 transformed values of every tile are multiplied with the transformed weights
+/// (`U = G·g·Gᵀ`) as 36 GEMMs `U_k[filters × channels] · V_k[channels × tiles]` through `sgemm`, and each
+/// 4×4 output tile is transformed back (`Aᵀ·M·A`) straight into NCHW Y, then bias and activation.
+/// The tiles of consecutive tile rows, across images, form one block of the GEMMs' N; blocks run on the
+/// pool's lanes. Error: about 1e-6 of `Σ|x·w|` (tests hold it to 1e-5), against 1e-7 for the direct path.
+final class WinogradConvKernel: Kernel {
+    /// The direct kernel this one stands in for: shape inference and the window attributes.
+    let direct: ConvKernel
+    /// The plan's window geometry (3×3, stride 1, dilation 1).
+    let geometry: SpatialWindow
+    /// W's value at plan time and its transform `U`, when W was a plan-time constant. A run uses `U`
+    /// only while W still holds that value: training rewrites frozen weights in place (set_weights).
+    let planned: (weights: Tensor, transform: Tensor)?
+
+    /// When W is a constant, transforms it once. The caller checks `applies`.
+    init(replacing direct: ConvKernel, geometry: SpatialWindow, weights: Tensor?) throws {
+        self.direct = direct
+        self.geometry = geometry
+        if let weights {
+            let filters = weights.shape[0], channels = weights.shape[1]
+            let transform = try Tensor(.float32, shape: [36, filters, channels])
+            lts_winograd_weights(weights.floats, filters, channels, transform.floats)
+            planned = (try weights.copy(), transform)
+        } else {
+            planned = nil
+        }
+    }
+
+    /// The Winograd kernel for `direct` at these input types when the shape is one it serves and pays
+    /// for (see `pays`), else nil.
+    static func replacing(_ direct: ConvKernel, _ g: SpatialWindow, _ inputs: [TensorType?], constants: [Tensor?]) throws
+        -> WinogradConvKernel? {
+        if getenv("LATHE_WINOGRAD_OFF") != nil { return nil } // TUNING-ONLY
+        guard direct.group == 1, let x = inputs[0], let w = inputs[1], applies(g),
+              pays(batch: x.shape[0], channels: x.shape[1], filters: w.shape[0], g) else { return nil }
+        return try WinogradConvKernel(replacing: direct, geometry: g, weights: constants[1])
+    }
+
+    /// Whether the algorithm computes this window: two spatial axes, 3×3, stride 1, dilation 1, a non-empty output.
+    static func applies(_ g: SpatialWindow) -> Bool {
+        g.rank == 2 && g.kernel == [3, 3] && g.strides == [1, 1] && g.dilations == [1, 1] && g.outputCount > 0
+    }
+
+    /// The measured rule for choosing Winograd over im2col (release build, 1 thread, Zen 4, single
+    /// Conv layers at batch 1 and 16): the GEMMs save in proportion to channels · filters while the
+    /// transforms cost in proportion to channels + filters, so Winograd pays once
+    /// `channels · filters ≥ 16 · (channels + filters)` (e.g. 32 → 32, 32 → 64; 16 → 16 and
+    /// 8 → 16 lose by 1.1–2×) and the batch has at least 16 tiles of 4×4 outputs (64 → 64 on one
+    /// 8×8 image, 4 tiles, loses by 1.6×; on 16 images it wins by 1.4×).
+    static func pays(batch: Int, channels: Int, filters: Int, _ g: SpatialWindow) -> Bool {
+        let tiles = ((g.output[0] + 3) / 4) * ((g.output[1] + 3) / 4)
+        return channels * filters >= 16 * (channels + filters) && batch * tiles >= 16
+    }
+
+    /// Tiles across and down one output plane.
+    var tilesX: Int { (geometry.output[1] + 3) / 4 }
+    var tilesY: Int { (geometry.output[0] + 3) / 4 }
+
+    /// Tile rows per block (counted across the batch's images): the block's V and products
+    /// (36 · (channels + filters) floats per tile) fill about 1 MB, so they stay in the L2 cache between
+    /// the transforms and the GEMMs.
+    func rowsPerBlock(batch: Int, channels: Int, filters: Int) -> Int {
+        let budget = getenv("LATHE_WINO_BUDGET").flatMap { Int(String(cString: $0)) } ?? (1 << 20) // TUNING-ONLY
+        let perTile = 36 * (channels + filters) * MemoryLayout<Float>.size
+        return max(1, min(batch * tilesY, budget / (perTile * tilesX)))
+    }
+
+    /// Offsets in floats of each lane's scratch regions: U (for a W that is not the planned one), the
+    /// blocks' V and products, and the transforms' scratch; `total` floats in all.
+    struct Layout {
+        let u: Int, v: Int, p: Int, scratch: Int, total: Int
+
+        init(channels: Int, filters: Int, tiles: Int, tilesX: Int) {
+            /// `n` rounded up to whole 64-byte lines.
+            func lines(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+            u = 0
+            v = lines(36 * filters * channels)
+            p = v + lines(36 * channels * tiles)
+            scratch = p + lines(36 * filters * tiles)
+            total = scratch + lines(lts_winograd_scratch_floats(tiles, tiles / tilesX))
+        }
+    }
+
+    func layout(batch: Int, channels: Int, filters: Int) -> Layout {
+        Layout(channels: channels, filters: filters,
+               tiles: rowsPerBlock(batch: batch, channels: channels, filters: filters) * tilesX,
+               tilesX: tilesX)
+    }
+
+    func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
+        try direct.infer(inputs, constants: constants)
+    }
+
+    func workspaceSize(for inputs: [TensorType?]) -> Int {
+        guard let x = inputs[0], let w = inputs[1] else { return 0 }
+        return layout(batch: x.shape[0], channels: x.shape[1], filters: w.shape[0]).total * MemoryLayout<Float>.size
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
+        let bytes = workspaceSize(for: inputs.map { $0?.type })
+        try RunContext.withScratch(bytes) { try compute(inputs, outputs, context: $0) }
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], context: RunContext) throws {
+        let x = inputs[0]!, w = inputs[1]!, y = outputs[0]!
+        let bias = inputs.count > 2 ? inputs[2] : nil
+        let activation = direct.activation
+        let batch = x.shape[0], channels = x.shape[1], filters = w.shape[0]
+        let (outHeight, outWidth) = (geometry.output[0], geometry.output[1])
+        let tilesX = self.tilesX, tilesY = self.tilesY
+        let rowsPerBlock = rowsPerBlock(batch: batch, channels: channels, filters: filters)
+        let layout = self.layout(batch: batch, channels: channels, filters: filters)
+        let tileRows = batch * tilesY
+        if tileRows == 0 { return }
+        let kernels = lts_winograd_kernels_active().pointee
+        let input = kernels.input!, output = kernels.output!
+        let shape = lts_winograd_geometry(
+            channels: channels, filters: filters, height: geometry.input[0], width: geometry.input[1],
+            pad_top: geometry.padsBegin[0], pad_left: geometry.padsBegin[1], out_height: outHeight, out_width: outWidth,
+            tiles_x: tilesX, tiles_y: tilesY)
+
+        let u: UnsafePointer<Float>
+        if let planned, memcmp(planned.weights.floats, w.floats, w.count * MemoryLayout<Float>.size) == 0 {
+            u = UnsafePointer(planned.transform.floats)
+        } else {
+            let fresh = context.workspace.assumingMemoryBound(to: Float.self) + layout.u
+            lts_winograd_weights(w.floats, filters, channels, fresh)
+            u = UnsafePointer(fresh)
+        }
+        let outPlane = outHeight * outWidth
+        /// Convolves tile rows `first..<first + count` (counted across the batch) on scratch `base`.
+        func block(_ first: Int, _ count: Int, _ base: UnsafeMutablePointer<Float>) {
+            let tiles = count * tilesX
+            let v = base + layout.v, p = base + layout.p, scratch = base + layout.scratch
+            withUnsafePointer(to: shape) { input($0, first, count, x.floats, v, tiles, scratch) }
+            for k in 0..<36 {
+                sgemm(transA: false, transB: false, m: filters, n: tiles, k: channels, alpha: 1,
+                      a: u + k * filters * channels, lda: channels, b: v + k * channels * tiles, ldb: tiles, beta: 0,
+                      c: p + k * filters * tiles, ldc: tiles)
+            }
+            withUnsafePointer(to: shape) { output($0, first, count, p, tiles, y.floats, scratch) }
+            if bias == nil && activation == nil { return }
+            // Bias and activation over the rows just written, one contiguous span per image and filter.
+            var r = 0
+            while r < count {
+                let (n, ty) = (first + r).quotientAndRemainder(dividingBy: tilesY)
+                let rows = min(count - r, tilesY - ty)
+                let start = 4 * ty * outWidth, length = min(outHeight, 4 * (ty + rows)) * outWidth - start
+                for f in 0..<filters {
+                    let span = y.floats + (n * filters + f) * outPlane + start
+                    if let bias {
+                        addBiasAndActivate(activation, span, bias: bias.floats[f], span, count: length)
+                    } else {
+                        applyActivation(activation, span, count: length)
+                    }
+                }
+                r += rows
+            }
+        }
+        let blocks = (tileRows + rowsPerBlock - 1) / rowsPerBlock
+        /// Runs block `b` on scratch `base`.
+        func run(_ b: Int, _ base: UnsafeMutablePointer<Float>) {
+            let first = b * rowsPerBlock
+            block(first, min(rowsPerBlock, tileRows - first), base)
+        }
+        let lanes = min(context.pool.threadCount, blocks)
+        if lanes <= 1 {
+            let base = context.workspace.assumingMemoryBound(to: Float.self)
+            for b in 0..<blocks { run(b, base) }
+            return
+        }
+        let perLane = (blocks + lanes - 1) / lanes
+        context.pool.parallelFor(lanes) { lane in
+            let base = context.workspace(lane: lane).assumingMemoryBound(to: Float.self)
+            for b in lane * perLane..<min(blocks, (lane + 1) * perLane) { run(b, base) }
+        }
+    }
+}
