@@ -36,7 +36,6 @@ final class WinogradConvKernel: Kernel {
     /// for (see `pays`), else nil.
     static func replacing(_ direct: ConvKernel, _ g: SpatialWindow, _ inputs: [TensorType?], constants: [Tensor?]) throws
         -> WinogradConvKernel? {
-        if getenv("LATHE_WINOGRAD_OFF") != nil { return nil } // TUNING-ONLY
         guard direct.group == 1, let x = inputs[0], let w = inputs[1], applies(g),
               pays(batch: x.shape[0], channels: x.shape[1], filters: w.shape[0], g) else { return nil }
         return try WinogradConvKernel(replacing: direct, geometry: g, weights: constants[1])
@@ -47,15 +46,20 @@ final class WinogradConvKernel: Kernel {
         g.rank == 2 && g.kernel == [3, 3] && g.strides == [1, 1] && g.dilations == [1, 1] && g.outputCount > 0
     }
 
-    /// The measured rule for choosing Winograd over im2col (release build, 1 thread, Zen 4, single
-    /// Conv layers at batch 1 and 16): the GEMMs save in proportion to channels · filters while the
-    /// transforms cost in proportion to channels + filters, so Winograd pays once
-    /// `channels · filters ≥ 16 · (channels + filters)` (e.g. 32 → 32, 32 → 64; 16 → 16 and
-    /// 8 → 16 lose by 1.1–2×) and the batch has at least 16 tiles of 4×4 outputs (64 → 64 on one
-    /// 8×8 image, 4 tiles, loses by 1.6×; on 16 images it wins by 1.4×).
+    /// The measured rule for choosing Winograd over im2col (release build, 1 thread, Zen 4; single
+    /// Conv + Relu layers at batch 1 and 16, interleaved with the im2col path in one process):
+    /// at least 8 channels and 8 filters (a 3-channel stem loses 10%: im2col's K = 27 is better
+    /// than 36 GEMMs with K = 3), at least 8 tiles in the batch (with 1–4 tiles, 64 → 64 on 5×5 to
+    /// 8×8 images ties or loses up to 1.7×: the GEMMs are too small), and
+    /// `channels · filters · batch · output pixels ≥ 196,608` — the work the GEMMs save must cover the
+    /// transforms. Measured: wins of 0.4–0.65× for 32 → 32 at 64×64, 64 → 64 at 32×32, 16 → 16 at
+    /// 32×32 and 64×64 and 128 → 128 at 16×16 (batch 1), 0.54–0.86× for 8 → 8 to 32 → 64 on 8×8 to
+    /// 28×28 images at batch 16; below the bound, e.g. 16 → 16 at 16×16 or 8 → 16 at 28×28 on one
+    /// image, Winograd loses by 1.1–1.8×.
     static func pays(batch: Int, channels: Int, filters: Int, _ g: SpatialWindow) -> Bool {
         let tiles = ((g.output[0] + 3) / 4) * ((g.output[1] + 3) / 4)
-        return channels * filters >= 16 * (channels + filters) && batch * tiles >= 16
+        return channels >= 8 && filters >= 8 && batch * tiles >= 8
+            && (boundedProduct([channels, filters, batch, g.outputCount], limit: Int.max) ?? Int.max) >= 196_608
     }
 
     /// Tiles across and down one output plane.
@@ -66,8 +70,7 @@ final class WinogradConvKernel: Kernel {
     /// (36 · (channels + filters) floats per tile) fill about 1 MB, so they stay in the L2 cache between
     /// the transforms and the GEMMs.
     func rowsPerBlock(batch: Int, channels: Int, filters: Int) -> Int {
-        let budget = getenv("LATHE_WINO_BUDGET").flatMap { Int(String(cString: $0)) } ?? (1 << 20) // TUNING-ONLY
-        let perTile = 36 * (channels + filters) * MemoryLayout<Float>.size
+        let budget = 1 << 20, perTile = 36 * (channels + filters) * MemoryLayout<Float>.size
         return max(1, min(batch * tilesY, budget / (perTile * tilesX)))
     }
 

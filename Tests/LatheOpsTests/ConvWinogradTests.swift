@@ -208,13 +208,13 @@ import LatheCore
             return try ConvKernel(context).specialized(for: [TensorType(.float32, [batch, channels, size, size]), w.type],
                                                        constants: [nil, w])
         }
-        #expect(try planned(channels: 32) is WinogradConvKernel)
+        #expect(try planned(channels: 32) is WinogradConvKernel)                         // 32·32·1·196 ≥ 196,608
         #expect(try planned(channels: 32, ["pads": .ints([1, 1, 1, 1])]) is WinogradConvKernel)
-        #expect(try planned(channels: 32, filters: 64) is WinogradConvKernel)
-        #expect(try planned(channels: 16, filters: 16) is ConvKernel)                    // transforms cost more than they save
-        #expect(try planned(channels: 3) is ConvKernel)                                  // a stem: K = 27 on im2col
-        #expect(try planned(channels: 64, filters: 64, size: 10) is ConvKernel)          // 4 tiles on one image
-        #expect(try planned(channels: 64, filters: 64, batch: 4, size: 10) is WinogradConvKernel)
+        #expect(try planned(channels: 16, filters: 16) is ConvKernel)                    // 16·16·1·196: too little work
+        #expect(try planned(channels: 16, filters: 16, batch: 4) is WinogradConvKernel)  // 4 images: enough
+        #expect(try planned(channels: 3, batch: 64) is ConvKernel)                       // a stem: K = 27 on im2col
+        #expect(try planned(channels: 64, filters: 64, size: 8) is ConvKernel)           // 4 tiles on one image
+        #expect(try planned(channels: 64, filters: 64, batch: 2, size: 8) is WinogradConvKernel)
         #expect(try planned(channels: 32, ["strides": .ints([2, 2])]) is ConvKernel)
         #expect(try planned(channels: 32, ["dilations": .ints([2, 2])]) is ConvKernel)
         #expect(try planned(channels: 32, ["group": .int(2)]) is ConvKernel)
