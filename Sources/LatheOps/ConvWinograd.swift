@@ -79,22 +79,27 @@ final class WinogradConvKernel: Kernel {
     struct Layout {
         let u: Int, v: Int, p: Int, scratch: Int, total: Int
 
-        init(channels: Int, filters: Int, tiles: Int, tilesX: Int) {
+        /// For blocks of at most `tiles` tiles whose GEMMs are `width` columns wide.
+        init(channels: Int, filters: Int, tiles: Int, width: Int, tilesX: Int) {
             /// `n` rounded up to whole 64-byte lines.
             func lines(_ n: Int) -> Int { (n + 15) / 16 * 16 }
             u = 0
             v = lines(36 * filters * channels)
-            p = v + lines(36 * channels * tiles)
-            scratch = p + lines(36 * filters * tiles)
+            p = v + lines(36 * channels * width)
+            scratch = p + lines(36 * filters * width)
             total = scratch + lines(lts_winograd_scratch_floats(tiles, tiles / tilesX))
         }
     }
 
     func layout(batch: Int, channels: Int, filters: Int) -> Layout {
-        Layout(channels: channels, filters: filters,
-               tiles: rowsPerBlock(batch: batch, channels: channels, filters: filters) * tilesX,
-               tilesX: tilesX)
+        let tiles = rowsPerBlock(batch: batch, channels: channels, filters: filters) * tilesX
+        return Layout(channels: channels, filters: filters, tiles: tiles, width: Self.columns(tiles), tilesX: tilesX)
     }
+
+    /// The GEMMs' N for a block of `tiles` tiles: rounded up to a multiple of 16 (zero columns), since
+    /// OpenBLAS's small-matrix kernels on AVX-512 allocate a buffer on every call for most other N
+    /// (measured with the allocation counter), and a steady-state run must not allocate.
+    static func columns(_ tiles: Int) -> Int { (tiles + 15) / 16 * 16 }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
         try direct.infer(inputs, constants: constants)
@@ -139,15 +144,18 @@ final class WinogradConvKernel: Kernel {
         let outPlane = outHeight * outWidth
         /// Convolves tile rows `first..<first + count` (counted across the batch) on scratch `base`.
         func block(_ first: Int, _ count: Int, _ base: UnsafeMutablePointer<Float>) {
-            let tiles = count * tilesX
+            let tiles = count * tilesX, width = Self.columns(tiles)
             let v = base + layout.v, p = base + layout.p, scratch = base + layout.scratch
-            withUnsafePointer(to: shape) { input($0, first, count, x.floats, v, tiles, scratch) }
-            for k in 0..<36 {
-                sgemm(transA: false, transB: false, m: filters, n: tiles, k: channels, alpha: 1,
-                      a: u + k * filters * channels, lda: channels, b: v + k * channels * tiles, ldb: tiles, beta: 0,
-                      c: p + k * filters * tiles, ldc: tiles)
+            withUnsafePointer(to: shape) { input($0, first, count, x.floats, v, width, scratch) }
+            if width > tiles {
+                for row in 0..<36 * channels { (v + row * width + tiles).update(repeating: 0, count: width - tiles) }
             }
-            withUnsafePointer(to: shape) { output($0, first, count, p, tiles, y.floats, scratch) }
+            for k in 0..<36 {
+                sgemm(transA: false, transB: false, m: filters, n: width, k: channels, alpha: 1,
+                      a: u + k * filters * channels, lda: channels, b: v + k * channels * width, ldb: width, beta: 0,
+                      c: p + k * filters * width, ldc: width)
+            }
+            withUnsafePointer(to: shape) { output($0, first, count, p, width, y.floats, scratch) }
             if bias == nil && activation == nil { return }
             // Bias and activation over the rows just written, one contiguous span per image and filter.
             var r = 0
