@@ -24,6 +24,8 @@ def metrics(entry):
     ort_best_latency = latency[f"ort_{latency['ort_best_path']}"]
     ort_best_throughput = throughput[f"ort_{throughput['ort_best_path']}"]["samples_per_s"]
     lathe_c = latency["lathe_c"]
+    # Tails from the consecutive (non-interleaved) runs when the result has them.
+    tail = latency.get("steady", {}).get("lathe_c", lathe_c)
     lathe_threads, lathe_single = throughput.get("lathe_c_2t"), throughput["lathe_c"]
     if lathe_threads is None:
         lathe_threads, lathe_single = throughput.get("lathe_py_2t"), throughput["lathe_py"]
@@ -31,8 +33,10 @@ def metrics(entry):
     return {
         "engine_p50": ratio(lathe_c["p50_us"], latency["ort_engine_estimate"]["p50_us"]),
         "python_p50": ratio(latency["lathe_py"]["p50_us"], ort_best_latency["p50_us"]),
-        "p99_over_p50": ratio(lathe_c["p99_us"], lathe_c["p50_us"]),
-        "max_over_p50": ratio(lathe_c["max_us"], lathe_c["p50_us"]),
+        "p99_over_p50": ratio(tail["p99_us"], tail["p50_us"]),
+        "max_over_p50": ratio(tail["max_us"], tail["p50_us"]),
+        "interleaved_p99_over_p50": ratio(lathe_c["p99_us"], lathe_c["p50_us"]),
+        "interleaved_max_over_p50": ratio(lathe_c["max_us"], lathe_c["p50_us"]),
         "throughput": ratio(throughput["lathe_py"]["samples_per_s"], ort_best_throughput),
         "throughput_engine": ratio(throughput["lathe_c"]["samples_per_s"], ort_best_throughput),
         "gflops": gflops,
@@ -73,8 +77,8 @@ def targets(data):
 
     row("Engine p50 ≤ 0.8× ORT (≤ 0.5× on the MLPs), ORT estimated", "engine_p50", engine_target)
     row("Python p50 ≤ 1.0× ORT", "python_p50", 1.0)
-    row("Engine p99 ≤ 1.25× Lathe's p50", "p99_over_p50", 1.25)
-    row("Engine max ≤ 2× Lathe's p50", "max_over_p50", 2.0)
+    row("Engine p99 ≤ 1.25× Lathe's p50 (consecutive runs)", "p99_over_p50", 1.25)
+    row("Engine max ≤ 2× Lathe's p50 (consecutive runs)", "max_over_p50", 2.0)
     row("Batch-64 throughput ≥ 1.0× ORT", "throughput", 1.0, higher_is_better=True)
     row("Batch-64 ≥ 85% of the sgemm ceiling (CNNs)", "ceiling_share", 0.85, higher_is_better=True, models=CNNS,
         suffix="%")
@@ -177,9 +181,31 @@ def markdown(data):
         latency, derived = entry["latency"], metrics(entry)
         c, estimate = latency["lathe_c"], latency["ort_engine_estimate"]
         lines.append(f"| {entry['model']} | {us(c['p50_us'])} | {us(c['p99_us'])} | {us(c['max_us'])} "
-                     f"| {times(derived['p99_over_p50'])} | {times(derived['max_over_p50'])} | {us(estimate['p50_us'])} "
+                     f"| {times(derived['interleaved_p99_over_p50'])} | {times(derived['interleaved_max_over_p50'])} "
+                     f"| {us(estimate['p50_us'])} "
                      f"| {us(estimate['p99_us'])} | {us(estimate['overhead_p50_us'])} "
                      f"| **{times(derived['engine_p50'])}** |")
+
+    if any("steady" in entry["latency"] for entry in data["models"]):
+        lines += ["", "## Batch-1 tail, consecutive runs (µs)", "",
+                  "Each engine alone after the interleaved blocks: a warm-up, then the same number of runs back to "
+                  "back (Lathe in C, ORT on its faster Python path, binding overhead included). In the interleaved "
+                  "blocks above, the first run of each block meets caches filled by the other engine; those cold "
+                  "runs (one per block) make up the interleaved p99. The tail targets use these runs.", "",
+                  "| model | Lathe p50 | Lathe p99 | Lathe max | p99/p50 | max/p50 | ORT p50 | ORT p99 | ORT max "
+                  "| ORT p99/p50 | ORT max/p50 |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for entry in data["models"]:
+            steady = entry["latency"].get("steady")
+            if not steady:
+                continue
+            ours = steady["lathe_c"]
+            theirs = steady[f"ort_{entry['latency']['ort_best_path']}"]
+            lines.append(f"| {entry['model']} | {us(ours['p50_us'])} | {us(ours['p99_us'])} | {us(ours['max_us'])} "
+                         f"| {times(ratio(ours['p99_us'], ours['p50_us']))} | {times(ratio(ours['max_us'], ours['p50_us']))} "
+                         f"| {us(theirs['p50_us'])} | {us(theirs['p99_us'])} | {us(theirs['max_us'])} "
+                         f"| {times(ratio(theirs['p99_us'], theirs['p50_us']))} "
+                         f"| {times(ratio(theirs['max_us'], theirs['p50_us']))} |")
 
     lines += ["", "## Python level, batch 1 (µs)", "",
               "`lathe.Model.bind(x).run()` (input bound once, output buffer reused; `predict` before the binding had `bind`) against `InferenceSession.run` and IOBinding (input and output pre-bound); "

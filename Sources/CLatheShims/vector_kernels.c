@@ -1,6 +1,8 @@
 /* The hot float32 elementwise kernels (exp, sigmoid, tanh, the standard LSTM cell step) compiled at
  * three instruction-set levels from one body (vector_kernels_body.h), the best level the CPU has
- * picked once per process. Every level computes the same bits (see the body). */
+ * picked once per process. Every level computes the same bits (see the body). The LSTM step kernels
+ * of recurrent_kernels.c (recurrent_kernels_body.h) are compiled here too, for the same vector math;
+ * LTS_FMA is their multiply-add (fused at the levels with FMA). */
 
 #include "lathe_shims.h"
 #include <immintrin.h>
@@ -36,13 +38,19 @@ typedef float lts_v16f_unaligned __attribute__((ext_vector_type(16), aligned(4))
 
 #define LTS_LEVEL baseline
 #define LTS_TARGET
+#define LTS_FMA(a, b, c) ((a) * (b) + (c))
 #include "vector_kernels_body.h"
+#include "recurrent_kernels_body.h"
+#undef LTS_FMA
 #undef LTS_LEVEL
 #undef LTS_TARGET
 
 #define LTS_LEVEL avx2
 #define LTS_TARGET __attribute__((target("avx2,fma")))
+#define LTS_FMA(a, b, c) __builtin_elementwise_fma((a), (b), (c))
 #include "vector_kernels_body.h"
+#include "recurrent_kernels_body.h"
+#undef LTS_FMA
 #undef LTS_LEVEL
 #undef LTS_TARGET
 
@@ -53,7 +61,10 @@ typedef float lts_v16f_unaligned __attribute__((ext_vector_type(16), aligned(4))
 #define lts_store_partial(v, p, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1), (__m512)(v))
 #define LTS_LEVEL avx512
 #define LTS_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
+#define LTS_FMA(a, b, c) __builtin_elementwise_fma((a), (b), (c))
 #include "vector_kernels_body.h"
+#include "recurrent_kernels_body.h"
+#undef LTS_FMA
 #undef LTS_LEVEL
 #undef LTS_TARGET
 

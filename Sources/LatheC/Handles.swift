@@ -1,5 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CLatheShims
-import Foundation
 import Lathe
 
 /// Runs the body of a C entry point: a thrown `LatheError` becomes its status plus the thread's

@@ -30,7 +30,10 @@ public final class Session {
     /// How this session plans and runs.
     public let options: SessionOptions
     private let pool: ThreadPool
-    private var inputs: [Tensor?]
+    private var inputs: [Tensor?] { didSet { inputsBound = false } }
+    /// Whether the inputs set fit the current plan and their views are bound into the steps; cleared by
+    /// every change of an input and by planning, so a run repeated on the same inputs skips both.
+    private var inputsBound = false
     /// Whether each input's buffer belongs to the session (filled by `setInput(_:copying:)`).
     private var ownedInputs: [Bool]
     private var plan: Plan?
@@ -178,24 +181,12 @@ public final class Session {
     /// Runs the model on the inputs set so far. Allocates nothing unless input shapes changed.
     /// - Throws: `.invalidState` when an input is missing; kernel errors naming the node.
     public func run() throws {
-        for i in inputs.indices where inputs[i] == nil {
-            throw LatheError(.invalidState, "input '\(model.graph.inputs[i].name)' is not set")
-        }
-        if !planFitsInputs || !shapeLikeInputsMatchPlan() {
-            var types: [TensorType] = []
-            for input in inputs { types.append(input!.type) }
-            try replan(types)
-        }
+        // Shape-like inputs are re-read every run: the caller may change their values in place.
+        if !inputsBound || !shapeLikeInputsMatchPlan() { try bindInputs() }
         hasRun = false
-        for v in inputViews.indices {
-            let view = inputViews[v]
-            let input = inputs[view.input]!
-            let tensor = try Tensor(input.dtype, shape: view.shape, storage: input.storage)
-            values[view.value] = tensor
-            for (s, slot) in view.slots { bound[s].inputs[slot] = tensor }
-        }
         try bound.withUnsafeBufferPointer { steps in
-            for b in steps {
+            for i in steps.indices {
+                unowned(unsafe) let b = steps[i]
                 do {
                     try b.kernel.compute(b.inputs, b.outputs, context: b.context)
                 } catch let error as LatheError {
@@ -206,9 +197,31 @@ public final class Session {
         hasRun = true
     }
 
+    /// Plans for the inputs set when the current plan does not fit them, then binds every view of an
+    /// input into the steps reading it.
+    private func bindInputs() throws {
+        for i in inputs.indices where inputs[i] == nil {
+            throw LatheError(.invalidState, "input '\(model.graph.inputs[i].name)' is not set")
+        }
+        if !planFitsInputs || !shapeLikeInputsMatchPlan() {
+            var types: [TensorType] = []
+            for input in inputs { types.append(input!.type) }
+            try replan(types)
+        }
+        for v in inputViews.indices {
+            let view = inputViews[v]
+            let input = inputs[view.input]!
+            let tensor = try Tensor(input.dtype, shape: view.shape, storage: input.storage)
+            values[view.value] = tensor
+            for (s, slot) in view.slots { bound[s].inputs[slot] = tensor }
+        }
+        inputsBound = true
+    }
+
     /// Whether the small integer inputs hold the values the current plan was specialised to.
     private func shapeLikeInputsMatchPlan() -> Bool {
         guard let plan else { return false }
+        if plan.inputValues.isEmpty { return true }
         for (index, value) in plan.inputValues {
             guard let input = inputs[index], input.byteCount == value.byteCount,
                   memcmp(input.bytes, value.bytes, value.byteCount) == 0 else { return false }
@@ -217,6 +230,7 @@ public final class Session {
     }
 
     private func replan(_ inputTypes: [TensorType]) throws {
+        inputsBound = false
         plan = nil
         hasRun = false
         bound = []

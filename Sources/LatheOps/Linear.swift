@@ -43,41 +43,36 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
 /// Products of at most this many multiply-adds run as direct loops: a BLAS call's set-up costs more.
 let smallProductLimit = 4096
 
-/// `sgemm` for tiny products (a small MLP's layers at batch 1): dot products vectorised over k against
-/// a transposed B, otherwise rank-1 updates of C's row that the compiler vectorises over n. With beta 0,
-/// C is not read.
+/// `sgemm` for tiny products (a small MLP's layers at batch 1): with B as stored, vectorised over n in C
+/// (`lts_gemm_rows`); against a transposed B, dot products vectorised over k. With beta 0, C is not read.
 private func smallGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if !transB {
+        // C = alpha·A·B + beta·C, vectorised over N with the sums in registers (gemm_small.c).
+        lts_gemm_rows(m, n, k, alpha, a, transA ? 1 : lda, transA ? lda : 1, b, ldb, beta, c, ldc)
+        return
+    }
     let width = VectorMath.width
     for i in 0..<m {
         let row = c + i * ldc
         /// Element p of row i of op(A).
         @inline(__always) func aAt(_ p: Int) -> Float { transA ? a[p * lda + i] : a[i * lda + p] }
-        if transB {
-            // Each output is a dot product of row i of op(A) with row j of B.
-            for j in 0..<n {
-                let bRow = b + j * ldb
-                var acc = VectorMath.V()
-                var p = 0
-                if !transA {
-                    let aRow = a + i * lda
-                    while p + width <= k {
-                        acc += VectorMath.load(aRow + p) * VectorMath.load(bRow + p)
-                        p += width
-                    }
+        // Each output is a dot product of row i of op(A) with row j of B.
+        for j in 0..<n {
+            let bRow = b + j * ldb
+            var acc = VectorMath.V()
+            var p = 0
+            if !transA {
+                let aRow = a + i * lda
+                while p + width <= k {
+                    acc += VectorMath.load(aRow + p) * VectorMath.load(bRow + p)
+                    p += width
                 }
-                var sum = acc.sum()
-                while p < k { sum += aAt(p) * bRow[p]; p += 1 }
-                row[j] = beta == 0 ? alpha * sum : alpha * sum + beta * row[j]
             }
-        } else {
-            // C[i, :] = beta·C[i, :] + Σ_p (alpha·A[i, p]) · B[p, :].
-            if beta == 0 { row.update(repeating: 0, count: n) } else if beta != 1 { for j in 0..<n { row[j] *= beta } }
-            for p in 0..<k {
-                let scale = alpha * aAt(p), bRow = b + p * ldb
-                for j in 0..<n { row[j] += scale * bRow[j] }
-            }
+            var sum = acc.sum()
+            while p < k { sum += aAt(p) * bRow[p]; p += 1 }
+            row[j] = beta == 0 ? alpha * sum : alpha * sum + beta * row[j]
         }
     }
 }
@@ -102,6 +97,9 @@ final class GemmKernel: Kernel {
     let alpha: Float, beta: Float, transA: Bool, transB: Bool
     /// Applied to every output element (fused Relu, Sigmoid, ...).
     let activation: FusedActivation?
+    /// A constant B given transposed (`transB`), stored K×N at plan time when the product is small enough
+    /// for `smallGemm`, which then runs vectorised over N instead of as N dot products.
+    let transposedB: Tensor?
 
     init(_ c: NodeContext) throws {
         try c.expectInputs(2...3)
@@ -110,14 +108,28 @@ final class GemmKernel: Kernel {
         transA = try c.attributes.int("transA", 0) != 0
         transB = try c.attributes.int("transB", 0) != 0
         activation = nil
+        transposedB = nil
     }
 
-    init(alpha: Float, beta: Float, transA: Bool, transB: Bool, activation: FusedActivation?) {
+    init(alpha: Float, beta: Float, transA: Bool, transB: Bool, activation: FusedActivation?,
+         transposedB: Tensor? = nil) {
         self.alpha = alpha
         self.beta = beta
         self.transA = transA
         self.transB = transB
         self.activation = activation
+        self.transposedB = transposedB
+    }
+
+    func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
+        guard transB, transposedB == nil, let a = inputs[0], let b = constants[1], b.dtype == .float32, b.rank == 2
+        else { return self }
+        let n = b.shape[0], k = b.shape[1], m = a.shape.count == 2 ? (transA ? a.shape[1] : a.shape[0]) : 0
+        guard m * n * k <= smallProductLimit else { return self }
+        let t = try Tensor(.float32, shape: [k, n])
+        for j in 0..<n { for p in 0..<k { t.floats[p * n + j] = b.floats[j * k + p] } }
+        return GemmKernel(alpha: alpha, beta: beta, transA: transA, transB: transB, activation: activation,
+                          transposedB: t)
     }
 
     func infer(_ inputs: [TensorType?], constants: [Tensor?]) throws -> [TensorType?] {
@@ -140,22 +152,32 @@ final class GemmKernel: Kernel {
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], context: RunContext) throws {
-        let a = inputs[0]!, b = inputs[1]!, y = outputs[0]!
-        let m = y.shape[0], n = y.shape[1]
-        let k = transA ? a.shape[0] : a.shape[1]
-        let c = inputs.count > 2 && self.beta != 0 ? inputs[2] : nil
-        // C's strides when broadcast to [M, N] (0 along broadcast axes).
-        let rowStride = c.map { $0.rank == 2 && $0.shape[0] != 1 ? $0.shape[1] : 0 } ?? 0
-        let colStride = c.map { $0.rank >= 1 && $0.shape[$0.rank - 1] != 1 ? 1 : 0 } ?? 0
-        let lda = a.shape[1], ldb = b.shape[1]
-        let (alpha, betaC, transA, transB, activation) = (self.alpha, self.beta, self.transA, self.transB, self.activation)
+        // Shapes and pointers are read in place: copying a Tensor retains its storage and shape, which at
+        // batch 1 on a small MLP costs more than the product.
+        let m = outputs[0].unsafelyUnwrapped.shape[0], n = outputs[0].unsafelyUnwrapped.shape[1]
+        let k = inputs[0].unsafelyUnwrapped.shape[transA ? 0 : 1], lda = inputs[0].unsafelyUnwrapped.shape[1]
+        let ap = UnsafePointer(inputs[0].unsafelyUnwrapped.floats), y = outputs[0].unsafelyUnwrapped.floats
+        // A plan-time transposed constant B replaces B (same product, B' stored K×N).
+        let bp: UnsafePointer<Float>, ldb: Int, transB: Bool
+        if let t = transposedB {
+            (bp, ldb, transB) = (UnsafePointer(t.floats), t.shape[1], false)
+        } else {
+            (bp, ldb, transB) = (UnsafePointer(inputs[1].unsafelyUnwrapped.floats), inputs[1].unsafelyUnwrapped.shape[1], self.transB)
+        }
+        // C's pointer and strides when broadcast to [M, N] (0 along broadcast axes).
+        var cp: UnsafePointer<Float>? = nil, rowStride = 0, colStride = 0
+        if inputs.count > 2, beta != 0, let cShape = inputs[2]?.shape {
+            cp = UnsafePointer(inputs[2].unsafelyUnwrapped.floats)
+            rowStride = cShape.count == 2 && cShape[0] != 1 ? cShape[1] : 0
+            colStride = cShape.count >= 1 && cShape[cShape.count - 1] != 1 ? 1 : 0
+        }
+        let (alpha, betaC, transA, activation) = (self.alpha, self.beta, self.transA, self.activation)
         forRowChunks(m: m, n: n, k: k, pool: context.pool) { lo, hi in
             let rows = hi - lo
-            let yp = y.floats + lo * n
+            let yp = y + lo * n
             var beta: Float = 0
-            if let c {
+            if let cp {
                 // Broadcast C into Y, then accumulate the product on top.
-                let cp = c.floats
                 for i in lo..<hi {
                     let row = yp + (i - lo) * n, src = cp + i * rowStride
                     if colStride == 1 { row.update(from: src, count: n) } else { row.update(repeating: src[0], count: n) }
@@ -163,7 +185,7 @@ final class GemmKernel: Kernel {
                 beta = betaC
             }
             sgemm(transA: transA, transB: transB, m: rows, n: n, k: k, alpha: alpha,
-                  a: transA ? a.floats + lo : a.floats + lo * lda, lda: lda, b: b.floats, ldb: ldb,
+                  a: transA ? ap + lo : ap + lo * lda, lda: lda, b: bp, ldb: ldb,
                   beta: beta, c: yp, ldc: n)
             applyActivation(activation, yp, count: rows * n)
         }
@@ -173,7 +195,8 @@ final class GemmKernel: Kernel {
 
     func fused(with activation: FusedActivation) -> (any Kernel)? {
         guard self.activation == nil else { return nil }
-        return GemmKernel(alpha: alpha, beta: beta, transA: transA, transB: transB, activation: activation)
+        return GemmKernel(alpha: alpha, beta: beta, transA: transA, transB: transB, activation: activation,
+                          transposedB: transposedB)
     }
 
     /// Folds a per-column affine into B (scale) and C (`beta·C·scale + shift`), both plan-time constants.

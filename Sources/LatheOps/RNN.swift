@@ -15,6 +15,7 @@ final class RNNKernel: RecurrentKernel {
     let config: RecurrentConfig
     let planned: RecurrentGeometry?
     var cellState: Bool { false }
+    var packsRecurrence: Bool { false }
 
     init(_ c: NodeContext) throws {
         config = try RecurrentConfig(c, gates: 1, maxInputs: 6, maxOutputs: 2, defaults: ["Tanh"])
@@ -30,7 +31,8 @@ final class RNNKernel: RecurrentKernel {
         RNNKernel(self, try config.geometry(inputs, cellState: false))
     }
 
-    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws {
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch,
+                 pool: ThreadPool) throws {
         func slot(_ list: [Tensor?], _ i: Int) -> Tensor? { i < list.count ? list[i] : nil }
         let lengths = scratch.lengths
         let steps = try config.readSequenceLengths(slot(inputs, RecurrentConfig.sequenceLensSlot), g, into: lengths)

@@ -4,8 +4,11 @@ import LatheCore
 /// LSTM and GRU (float32, opsets 7 and later, `layout` from opset 14).
 ///
 /// Both project every time step's input at once with one `sgemm` over all directions
-/// (`[seq·batch, input] × [input, directions·gates·hidden]`), then per step run one `sgemm` for the
-/// recurrent product `H·Rᵀ` (GRU without `linear_before_reset`: two) and fused gate math.
+/// (`[seq·batch, input] × [input, directions·gates·hidden]`). Per step, the default LSTM cell (when every
+/// batch entry runs all steps) is one C kernel, `lts_recurrent_kernels.lstm_forward`: the recurrent
+/// product `H·Rᵀ` over R packed once (at plan time when R is constant), register-tiled, with the gate math
+/// applied to the accumulators, the batch rows split over the pool's lanes. Other cells run one `sgemm`
+/// for `H·Rᵀ` (GRU without `linear_before_reset`: two) and the gate math after it.
 enum RecurrentOps {
     /// Adds LSTM and GRU for opsets 7 and later.
     static func register(into registry: OpRegistry) throws {
@@ -244,29 +247,33 @@ struct RecurrentScratch {
     /// Start of each float region, in request order.
     let regions: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
                   UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
+    /// One direction's R packed for `lts_recurrent_kernels.lstm_forward` (empty unless `packsRecurrence`).
+    let packedRecurrence: UnsafeMutablePointer<Float>
     /// Sequence length of each batch entry.
     let lengths: UnsafeMutablePointer<Int>
 
-    /// Float counts of the regions: projection, gates, h, c (or reset·h), gate bias, recurrent h bias.
-    static func counts(_ g: RecurrentGeometry, gates: Int) -> [Int] {
+    /// Float counts of the regions: projection, gates, h, c (or reset·h), gate bias, recurrent h bias,
+    /// packed recurrence (LSTM when R is packed per run).
+    static func counts(_ g: RecurrentGeometry, gates: Int, packsRecurrence: Bool) -> [Int] {
         let width = gates * g.hidden
         return [g.seq * g.batch * g.directions * width, g.batch * width, g.batch * g.hidden, g.batch * g.hidden,
-                width, g.hidden]
+                width, g.hidden, packsRecurrence ? lts_lstm_packed_count(g.hidden) : 0]
     }
 
     /// Bytes of the whole scratch, or nil when the sizes overflow.
-    static func byteCount(_ g: RecurrentGeometry, gates: Int) -> Int? {
+    static func byteCount(_ g: RecurrentGeometry, gates: Int, packsRecurrence: Bool) -> Int? {
         guard boundedProduct([g.seq, g.batch, g.directions, gates, g.hidden], limit: 1 << 36) != nil else { return nil }
-        let floats = counts(g, gates: gates).reduce(0, +)
+        let floats = counts(g, gates: gates, packsRecurrence: packsRecurrence).reduce(0, +)
         return floats * MemoryLayout<Float>.size + g.batch * MemoryLayout<Int>.size
     }
 
-    init(_ workspace: UnsafeMutableRawPointer, _ g: RecurrentGeometry, gates: Int) {
-        let c = RecurrentScratch.counts(g, gates: gates)
+    init(_ workspace: UnsafeMutableRawPointer, _ g: RecurrentGeometry, gates: Int, packsRecurrence: Bool) {
+        let c = RecurrentScratch.counts(g, gates: gates, packsRecurrence: packsRecurrence)
         let p0 = workspace.assumingMemoryBound(to: Float.self)
-        let p1 = p0 + c[0], p2 = p1 + c[1], p3 = p2 + c[2], p4 = p3 + c[3], p5 = p4 + c[4]
+        let p1 = p0 + c[0], p2 = p1 + c[1], p3 = p2 + c[2], p4 = p3 + c[3], p5 = p4 + c[4], p6 = p5 + c[5]
         regions = (p0, p1, p2, p3, p4, p5)
-        lengths = UnsafeMutableRawPointer(p5 + c[5]).assumingMemoryBound(to: Int.self)
+        packedRecurrence = p6
+        lengths = UnsafeMutableRawPointer(p6 + c[6]).assumingMemoryBound(to: Int.self)
     }
 }
 
@@ -278,8 +285,11 @@ protocol RecurrentKernel: Kernel {
     var cellState: Bool { get }
     /// The geometry of the plan's input shapes (set by `specialized`).
     var planned: RecurrentGeometry? { get }
-    /// The step loop, given the geometry and scratch.
-    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws
+    /// Whether the scratch holds R packed per run (LSTM without R packed at plan time).
+    var packsRecurrence: Bool { get }
+    /// The step loop, given the geometry and scratch; `pool` may split the batch rows.
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch,
+                 pool: ThreadPool) throws
 }
 
 extension RecurrentKernel {
@@ -294,22 +304,22 @@ extension RecurrentKernel {
 
     func workspaceSize(for inputs: [TensorType?]) -> Int {
         guard let g = planned ?? (try? config.geometry(inputs, cellState: cellState)) else { return 0 }
-        return RecurrentScratch.byteCount(g, gates: config.gates) ?? Int.max
+        return RecurrentScratch.byteCount(g, gates: config.gates, packsRecurrence: packsRecurrence) ?? Int.max
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?]) throws {
         let g = try config.geometry(inputs.map { $0?.type }, cellState: cellState)
-        guard let bytes = RecurrentScratch.byteCount(g, gates: config.gates) else {
+        guard let bytes = RecurrentScratch.byteCount(g, gates: config.gates, packsRecurrence: packsRecurrence) else {
             throw LatheError(.outOfMemory, "recurrent scratch for \(g) is too large")
         }
         try RunContext.withScratch(bytes) { context in
-            try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates))
+            try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates, packsRecurrence: packsRecurrence), pool: .serial)
         }
     }
 
     func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], context: RunContext) throws {
         guard let g = planned else { return try compute(inputs, outputs) }
-        try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates))
+        try compute(inputs, outputs, g, RecurrentScratch(context.workspace, g, gates: config.gates, packsRecurrence: packsRecurrence), pool: context.pool)
     }
 }
 
@@ -324,32 +334,113 @@ final class LSTMKernel: RecurrentKernel {
     /// `input_forget`: the forget gate is `1 - i`.
     let inputForget: Bool
     let planned: RecurrentGeometry?
+    /// A constant R packed at plan time for the fused step (`lts_lstm_pack_recurrence`, one direction after
+    /// the other), else nil (R is packed per run).
+    let packedR: Tensor?
     var cellState: Bool { true }
+    var packsRecurrence: Bool { packedR == nil }
 
     init(_ c: NodeContext) throws {
         config = try RecurrentConfig(c, gates: 4, maxInputs: 8, maxOutputs: 3, defaults: ["Sigmoid", "Tanh", "Tanh"])
         inputForget = try c.attributes.int("input_forget", 0) != 0
         planned = nil
+        packedR = nil
     }
 
-    private init(_ other: LSTMKernel, _ g: RecurrentGeometry) {
+    private init(_ other: LSTMKernel, _ g: RecurrentGeometry, packedR: Tensor?) {
         config = other.config
         inputForget = other.inputForget
         planned = g
+        self.packedR = packedR
     }
 
     func specialized(for inputs: [TensorType?], constants: [Tensor?]) throws -> any Kernel {
-        LSTMKernel(self, try config.geometry(inputs, cellState: true))
+        let g = try config.geometry(inputs, cellState: true)
+        var packed: Tensor?
+        let peepholes = inputs.count > 7 && inputs[7] != nil
+        if constants.count > 2, let r = constants[2],
+           (0..<g.directions).contains(where: { isStandardCell($0, peepholes: peepholes) }) {
+            let count = lts_lstm_packed_count(g.hidden)
+            let p = try Tensor(.float32, shape: [g.directions * count])
+            for d in 0..<g.directions { lts_lstm_pack_recurrence(r.floats + d * 4 * g.hidden * g.hidden, g.hidden, p.floats + d * count) }
+            packed = p
+        }
+        return LSTMKernel(self, g, packedR: packed)
     }
 
-    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws {
+    /// Whether direction `d` runs the default cell (Sigmoid, Tanh, Tanh; no peepholes, clip or input_forget).
+    private func isStandardCell(_ d: Int, peepholes: Bool) -> Bool {
+        let a = config.activations[d]
+        return !peepholes && config.clip == nil && !inputForget && a[0] == .sigmoid && a[1] == .tanh && a[2] == .tanh
+    }
+
+    /// The whole sequence of direction `d` through the fused step kernel (every batch entry runs all `seq`
+    /// steps): `h` and `c` hold the initial state on entry and the final one on return. The batch rows are
+    /// split over `pool`'s lanes (at least 4 rows each), every lane running all steps for its rows.
+    private func runFused(direction d: Int, projection: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                          packed: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>,
+                          spare: UnsafeMutablePointer<Float>, y: Tensor?, _ g: RecurrentGeometry, pool: ThreadPool) {
+        let lanes = min(pool.threadCount, g.batch / 4)
+        guard lanes > 1 else {
+            return runFused(direction: d, rows: 0..<g.batch, projection: projection, bias: bias, packed: packed,
+                            h: h, c: c, spare: spare, y: y, g)
+        }
+        let perLane = (g.batch + lanes - 1) / lanes
+        pool.parallelFor(lanes) { lane in
+            let rows = min(lane * perLane, g.batch)..<min((lane + 1) * perLane, g.batch)
+            runFused(direction: d, rows: rows, projection: projection, bias: bias, packed: packed, h: h, c: c,
+                     spare: spare, y: y, g)
+        }
+    }
+
+    /// `runFused` for the batch rows `rows` only.
+    private func runFused(direction d: Int, rows: Range<Int>, projection: UnsafePointer<Float>,
+                          bias: UnsafePointer<Float>, packed: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
+                          c: UnsafeMutablePointer<Float>, spare: UnsafeMutablePointer<Float>, y: Tensor?,
+                          _ g: RecurrentGeometry) {
+        guard !rows.isEmpty else { return }
+        let hidden = g.hidden, width = 4 * hidden, projectionWidth = g.directions * width
+        let forward = lts_recurrent_kernels_active().pointee.lstm_forward!
+        let reversed = config.direction.isReversed(d)
+        let first = rows.lowerBound, h = h + first * hidden, spare = spare + first * hidden
+        // Y's rows of one step are `yStride` apart; without Y the state alternates between h and spare.
+        let yStride = g.batchMajor ? g.seq * g.directions * hidden : hidden
+        var step = lts_lstm_forward_step()
+        step.batch = rows.count
+        step.hidden = hidden
+        step.packed_r = packed
+        step.pre_stride = (g.batchMajor ? g.seq : 1) * projectionWidth
+        step.bias = bias
+        step.c_prev = UnsafePointer(c + first * hidden)
+        step.c_next = c + first * hidden
+        var previous = h, previousStride = hidden
+        for s in 0..<g.seq {
+            let t = reversed ? g.seq - 1 - s : s
+            let next = y.map { $0.floats + g.yOffset(t, d, first) } ?? (previous == h ? spare : h)
+            let nextStride = y == nil ? hidden : yStride
+            step.h_prev = UnsafePointer(previous)
+            step.h_prev_stride = previousStride
+            step.pre = projection + g.xRow(t, first) * projectionWidth + d * width
+            step.h_next = next
+            step.h_next_stride = nextStride
+            withUnsafePointer(to: step) { forward($0) }
+            (previous, previousStride) = (next, nextStride)
+        }
+        if previous != h {
+            for b in 0..<rows.count { (h + b * hidden).update(from: previous + b * previousStride, count: hidden) }
+        }
+    }
+
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch,
+                 pool: ThreadPool) throws {
         let lengths = scratch.lengths
         let steps = try config.readSequenceLengths(slot(inputs, RecurrentConfig.sequenceLensSlot), g, into: lengths)
         let x = inputs[0]!, w = inputs[1]!, r = inputs[2]!
         let bias = slot(inputs, 3), peephole = slot(inputs, 7)
         let y = slot(outputs, 0), yH = slot(outputs, 1), yC = slot(outputs, 2)
         let hidden = g.hidden, width = 4 * hidden, projectionWidth = g.directions * width
-        if let y { y.floats.update(repeating: 0, count: y.count) }
+        let fullLengths = (0..<g.batch).allSatisfy { lengths[$0] == g.seq }
+        if let y, !fullLengths { y.floats.update(repeating: 0, count: y.count) }
 
         let (projection, gates, h, c, gateBias, _) = scratch.regions
         config.project(x: x, w: w, into: projection, g)
@@ -368,9 +459,22 @@ final class LSTMKernel: RecurrentKernel {
             }
             let pI = peephole.map { $0.floats + d * 3 * hidden }
             let pO = pI.map { $0 + hidden }, pF = pI.map { $0 + 2 * hidden }
-            // The default cell (Sigmoid, Tanh, Tanh; no peepholes, clip or input_forget) runs fused.
-            let standardCell = pI == nil && config.clip == nil && !inputForget
-                && f == .sigmoid && gAct == .tanh && hAct == .tanh
+            let standardCell = isStandardCell(d, peepholes: pI != nil)
+            if standardCell && fullLengths {   // product and cell in one kernel per step
+                let count = lts_lstm_packed_count(hidden)
+                let packed: UnsafePointer<Float>
+                if let packedR {
+                    packed = UnsafePointer(packedR.floats + d * count)
+                } else {
+                    lts_lstm_pack_recurrence(recurrence, hidden, scratch.packedRecurrence)
+                    packed = UnsafePointer(scratch.packedRecurrence)
+                }
+                runFused(direction: d, projection: projection, bias: gateBias, packed: packed, h: h, c: c,
+                         spare: gates, y: y, g, pool: pool)
+                config.storeState(h, direction: d, lengths: lengths, into: yH, g)
+                config.storeState(c, direction: d, lengths: lengths, into: yC, g)
+                continue
+            }
 
             for s in 0..<steps {
                 sgemm(transA: false, transB: true, m: g.batch, n: width, k: hidden, alpha: 1,
@@ -427,6 +531,7 @@ final class GRUKernel: RecurrentKernel {
     let linearBeforeReset: Bool
     let planned: RecurrentGeometry?
     var cellState: Bool { false }
+    var packsRecurrence: Bool { false }
 
     init(_ c: NodeContext) throws {
         config = try RecurrentConfig(c, gates: 3, maxInputs: 6, maxOutputs: 2, defaults: ["Sigmoid", "Tanh"])
@@ -444,7 +549,8 @@ final class GRUKernel: RecurrentKernel {
         GRUKernel(self, try config.geometry(inputs, cellState: false))
     }
 
-    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch) throws {
+    func compute(_ inputs: [Tensor?], _ outputs: [Tensor?], _ g: RecurrentGeometry, _ scratch: RecurrentScratch,
+                 pool: ThreadPool) throws {
         let lengths = scratch.lengths
         let steps = try config.readSequenceLengths(slot(inputs, RecurrentConfig.sequenceLensSlot), g, into: lengths)
         let x = inputs[0]!, w = inputs[1]!, r = inputs[2]!

@@ -12,6 +12,11 @@ private let blasSingleThreaded: Void = openblas_set_num_threads(1)
 /// Buffers (inputs, values, gradients, each node's argument lists, kernels specialised for the shapes and
 /// their scratch) are made once per input-shape signature and reused by every later step with the same
 /// shapes: fed inputs are copied into the engine's own input tensors. Single-threaded and deterministic; use from one thread at a time.
+///
+/// A Conv whose value only a Relu reads runs fused with it: the convolution applies the Relu in its output
+/// loop, and its gradient reads the Relu's output gradient masked by the Relu's output, so the Relu has no
+/// pass of its own, forward or backward. The pre-activation value is then not kept (`value` and `gradient`
+/// return nil for it, and it cannot be a seed); the gradients equal those of the unfused pair.
 public final class GradientEngine {
     /// One node bound to its kernel and gradient, with value ids for its slots (nil = omitted).
     struct Step {
@@ -25,6 +30,8 @@ public final class GradientEngine {
         /// Whether a training pass runs this node as at inference: a BatchNormalization whose scale and
         /// bias are both initializers and frozen (as Keras runs a frozen layer), keeping its moving statistics.
         let frozenStatistics: Bool
+        /// The Relu node folded into this step (see `fusingRelus`), whose output this step writes.
+        var absorbed: Node? = nil
     }
 
     /// Buffers and folded constants for one input-shape signature.
@@ -139,7 +146,8 @@ public final class GradientEngine {
         }
         self.names = names
         self.ids = ids
-        self.steps = steps
+        self.steps = Self.fusingRelus(steps, graphOutputs: Set(graph.outputs.compactMap { ids[$0.name] }),
+                                      differentiable: Set(differentiable.compactMap { ids[$0] }))
         self.inputIDs = graph.inputs.map { ids[$0.name]! }
         self.outputIDs = graph.outputs.map { ids[$0.name]! }
         self.requiresGradient = requires
@@ -154,7 +162,41 @@ public final class GradientEngine {
 
     /// The node that produces `name`, if a node does.
     public func producer(of name: String) -> Node? {
-        steps.first { $0.node.outputs.contains(name) }?.node
+        for step in steps {
+            if let relu = step.absorbed, relu.outputs.contains(name) { return relu }
+            if step.node.outputs.contains(name) { return step.node }
+        }
+        return nil
+    }
+
+    /// Folds each Relu into the step producing its input when that value has no other reader, is not a
+    /// graph output or differentiable, the producer's kernel can apply the Relu in its output loop, and
+    /// (when the producer needs a backward pass) its gradient can take the Relu's output gradient masked.
+    static func fusingRelus(_ steps: [Step], graphOutputs: Set<Int>, differentiable: Set<Int>) -> [Step] {
+        var readers: [Int: Int] = [:], producer: [Int: Int] = [:]
+        for (index, step) in steps.enumerated() {
+            for id in step.inputs { if let id { readers[id, default: 0] += 1 } }
+            for id in step.outputs { if let id { producer[id] = index } }
+        }
+        var fused = steps, absorbed = Set<Int>()
+        for (r, relu) in steps.enumerated() where relu.node.opType == "Relu" && relu.node.domain == "" {
+            guard relu.inputs.count == 1, relu.outputs.count == 1, let x = relu.inputs[0], let y = relu.outputs[0],
+                  readers[x] == 1, !graphOutputs.contains(x), !differentiable.contains(x),
+                  let p = producer[x], fused[p].absorbed == nil, fused[p].outputs == [x],
+                  let activation = relu.kernel.activation(constants: [nil]), activation == .relu,
+                  let kernel = fused[p].kernel.fused(with: activation) else { continue }
+            let producerStep = fused[p]
+            var gradient = producerStep.gradient
+            if producerStep.needsBackward {
+                guard let maskable = gradient as? any ReluMaskableGradient else { continue }
+                gradient = maskable.readingThroughRelu()
+            }
+            fused[p] = Step(node: producerStep.node, kernel: kernel, gradient: gradient, inputs: producerStep.inputs,
+                            outputs: [y], needsBackward: producerStep.needsBackward,
+                            frozenStatistics: producerStep.frozenStatistics, absorbed: relu.node)
+            absorbed.insert(r)
+        }
+        return fused.enumerated().filter { !absorbed.contains($0.offset) }.map(\.element)
     }
 
     /// Runs the graph forward and returns its outputs in declaration order (borrowed tensors).

@@ -24,7 +24,10 @@ import LatheOps
 // them. Gradient kernels keep their saved tensors and scratch (`ReusedTensors`) and shape-derived tables
 // (`ShapeCache`), and `fit` keeps its batch slices and weight backups, so a steady-state step allocates
 // nothing (bindings/python/tests/test_train_alloc_free.py). Constant sub-graphs (shape arithmetic) are
-// folded as in inference.
+// folded as in inference. A Conv whose value only a Relu reads runs fused with it (`fusingRelus`): the
+// Relu is applied in the convolution's output loop and its gradient is a mask the Conv backward applies
+// as it reads dY, so the pair makes no separate pass and keeps no pre-activation buffer. The Conv backward
+// runs over chunks of samples with their gradients side by side, so its GEMMs stay long on small maps.
 //
 // **Losses** are computed outside the graph, in Swift, from the model output (`Loss`). When the
 // model ends in Softmax (Sigmoid) and the loss is categorical (binary) cross-entropy from probabilities,

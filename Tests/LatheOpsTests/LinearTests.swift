@@ -23,20 +23,22 @@ import LatheCore
         let aStored = transA ? transpose(a, rows: m, cols: k) : a
         let bStored = transB ? transpose(b, rows: k, cols: n) : b
         let product = naiveMatMul(a, b, m: m, n: n, k: k)
-        for cShape in [[], [n], [1, n], [m, 1], [m, n]] as [[Int]] {
+        // B (and C) also as initializers: a constant transposed B is stored K×N at plan time.
+        for cShape in [[], [n], [1, n], [m, 1], [m, n]] as [[Int]] { for constants in [[], [1], [1, 2]] as [Set<Int>] {
             let c = rng.floats(cShape.reduce(1, *))
             let out = try runNode("Gemm", inputs: [
                 Tensor(shape: transA ? [k, m] : [m, k], floats: aStored),
                 Tensor(shape: transB ? [n, k] : [k, n], floats: bStored),
                 Tensor(shape: cShape, floats: c),
-            ], attributes: ["alpha": .float(0.5), "beta": .float(2), "transA": .int(transA ? 1 : 0), "transB": .int(transB ? 1 : 0)])[0]
+            ], attributes: ["alpha": .float(0.5), "beta": .float(2), "transA": .int(transA ? 1 : 0), "transB": .int(transB ? 1 : 0)],
+               constantInputs: constants)[0]
             let cs = [Int](repeating: 1, count: 2 - cShape.count) + cShape
             let ref = (0..<m * n).map { idx -> Float in
                 let i = idx / n, j = idx % n
                 return 0.5 * product[idx] + 2 * c[(cs[0] == 1 ? 0 : i) * cs[1] + (cs[1] == 1 ? 0 : j)]
             }
-            expectClose(out, ref, shape: [m, n], "C \(cShape)")
-        }
+            expectClose(out, ref, shape: [m, n], "C \(cShape), constant inputs \(constants.sorted())")
+        } }
         let noBias = try runNode("Gemm", inputs: [Tensor(shape: transA ? [k, m] : [m, k], floats: aStored),
                                                   Tensor(shape: transB ? [n, k] : [k, n], floats: bStored)],
                                  attributes: ["transA": .int(transA ? 1 : 0), "transB": .int(transB ? 1 : 0)])[0]

@@ -83,6 +83,76 @@ void lts_vector_tanh(const float *x, float *y, size_t count, const float *bias);
 void lts_vector_lstm_step(float *gate, const float *projected, const float *bias, float *h, float *c,
                           size_t hidden);
 
+/** `C = alpha·A·B + beta·C` for small products (gemm_small.c): A is m×k with element (i, p) at
+ *  `a[i·a_row + p·a_col]` (so either layout), B is k×n row-major with leading dimension `ldb`, C is m×n
+ *  with leading dimension `ldc`; C is not read when beta is 0. Every level computes the same bits. */
+typedef void (*lts_gemm_rows_fn)(size_t m, size_t n, size_t k, float alpha, const float *a, size_t a_row,
+                                 size_t a_col, const float *b, size_t ldb, float beta, float *c, size_t ldc);
+/** The product of `level`, or NULL when this CPU lacks it. */
+lts_gemm_rows_fn lts_gemm_rows_at(lts_vector_level level);
+/** The product at `lts_best_vector_level()`. */
+void lts_gemm_rows(size_t m, size_t n, size_t k, float alpha, const float *a, size_t a_row, size_t a_col,
+                   const float *b, size_t ldb, float beta, float *c, size_t ldc);
+
+/* LSTM step kernels (recurrent_kernels.c), per instruction-set level like the vector kernels; levels
+ * differ only in float32 rounding (the recurrent product fuses multiply-adds where the level has FMA).
+ * Gates are in ONNX order i, o, f, c, `hidden` values each. */
+
+/** One forward step of the default LSTM cell (σ, tanh, tanh) for `batch` rows:
+ *  `a = pre + bias + h_prev·Rᵀ`, `c_next = σ(a_f)·c_prev + σ(a_i)·tanh(a_c)`, `h_next = σ(a_o)·tanh(c_next)`.
+ *  Row b of a strided array starts at `pointer + b·stride`; unstrided ones have `hidden` per row. */
+typedef struct {
+    size_t batch, hidden;
+    /** R packed by `lts_lstm_pack_recurrence`. */
+    const float *packed_r;
+    /** The state the step reads; must not overlap `h_next`. */
+    const float *h_prev;
+    size_t h_prev_stride;
+    /** x·Wᵀ of this step (4·hidden per row). */
+    const float *pre;
+    size_t pre_stride;
+    /** 4·hidden values added to every row of `pre`, or NULL. */
+    const float *bias;
+    /** The cell state before and after the step (may be the same array). */
+    const float *c_prev;
+    float *c_next;
+    float *h_next;
+    size_t h_next_stride;
+    /** Where the activated gates are stored (4·hidden per row; may be `pre`), or NULL. */
+    float *gates;
+    size_t gates_stride;
+    /** Where tanh(c_next) is stored, or NULL. */
+    float *tanh_c;
+} lts_lstm_forward_step;
+
+/** One backward step of the default LSTM cell for `batch` rows, from the forward's activated `gates`
+ *  (4·hidden per row), `tanh_c` = tanh(c_next) and `c_prev`: with `dh` = dLoss/dh_next and `dc` =
+ *  dLoss/dc_next on entry, writes `d_pre` = dLoss/d(pre-activations) (4·hidden per row) and leaves
+ *  dLoss/dc_prev (through the cell path only) in `dc`. */
+typedef struct {
+    size_t batch, hidden;
+    const float *gates, *tanh_c, *c_prev, *dh;
+    float *dc, *d_pre;
+} lts_lstm_backward_step;
+
+/** The LSTM kernels of one level. */
+typedef struct {
+    void (*lstm_forward)(const lts_lstm_forward_step *step);
+    void (*lstm_backward)(const lts_lstm_backward_step *step);
+} lts_recurrent_kernels;
+
+/** The LSTM kernels of `level`, or NULL when this CPU lacks it. */
+const lts_recurrent_kernels *lts_recurrent_kernels_at(lts_vector_level level);
+/** The LSTM kernels of `lts_best_vector_level()`. */
+const lts_recurrent_kernels *lts_recurrent_kernels_active(void);
+/** Floats `lts_lstm_pack_recurrence` writes for `hidden`. */
+size_t lts_lstm_packed_count(size_t hidden);
+/** Packs one direction's R `[4·hidden, hidden]` for `lstm_forward`: chunk q of 16 hidden units, column k,
+ *  gate g, lane l at `packed[((q·hidden + k)·4 + g)·16 + l] = R[g·hidden + 16·q + l, k]` (0 past `hidden`);
+ *  when hidden % 16 is 1–4, those last units instead follow in one squeezed panel of 16 floats per k,
+ *  lane 4·g + u holding gate g of unit 16·⌊hidden/16⌋ + u. */
+void lts_lstm_pack_recurrence(const float *r, size_t hidden, float *packed);
+
 /* Winograd F(4×4, 3×3) convolution (winograd.c). A 6×6 input tile d gives 36 transformed values
  * V = Bᵀ·d·B, a 3×3 kernel g gives U = G·g·Gᵀ, and the 4×4 output tile is Aᵀ·(U ⊙ V)·A; summed over
  * channels, U ⊙ V is 36 matrix products U_k[filters × channels] · V_k[channels × tiles]. Matrices are

@@ -26,7 +26,15 @@ final class ActivationGradient: GradientKernel {
         let dy = try floatTensor(p.outputGradients, 0, "dY").floats, dx = dxTensor.floats
         let n = dxTensor.count
         switch kind {
-        case .relu: for i in 0..<n { dx[i] += x[i] > 0 ? dy[i] : 0 }
+        case .relu:
+            var i = 0
+            while i + 16 <= n {
+                let d: SIMD16<Float> = loadVector(dy + i), v: SIMD16<Float> = loadVector(x + i)
+                let sum: SIMD16<Float> = loadVector(dx + i) + SIMD16<Float>().replacing(with: d, where: v .> 0)
+                storeVector(sum, dx + i)
+                i += 16
+            }
+            while i < n { dx[i] += x[i] > 0 ? dy[i] : 0; i += 1 }
         case .leakyRelu(let alpha): for i in 0..<n { dx[i] += x[i] >= 0 ? dy[i] : alpha * dy[i] }
         case .sigmoid: for i in 0..<n { dx[i] += dy[i] * y[i] * (1 - y[i]) }
         case .tanh: for i in 0..<n { dx[i] += dy[i] * (1 - y[i] * y[i]) }

@@ -117,3 +117,94 @@ final class ShapeCache<Value>: @unchecked Sendable {
         return made
     }
 }
+
+/// A gradient that can also run as the backward of its op fused with a following Relu (the engine's
+/// `fusingRelus`): it then reads the Relu's output gradient masked by the Relu's output being positive.
+protocol ReluMaskableGradient: GradientKernel {
+    /// The backward pass given the Relu's output as the op's output (`pass.outputs[0]`) and the Relu
+    /// output's gradient as the op's output gradient.
+    func backward(_ pass: BackwardPass, reluOutput: Tensor?) throws
+    /// This gradient wrapped to take the fused Relu's output and output gradient.
+    func readingThroughRelu() -> any GradientKernel
+}
+
+/// The backward of an op fused with the Relu after it: `pass.outputs[0]` is the Relu's output and
+/// `pass.outputGradients[0]` its gradient, which the op's gradient masks by `output > 0` as it reads it.
+final class ReluMaskedGradient: GradientKernel {
+    let inner: any ReluMaskableGradient
+
+    init(_ inner: any ReluMaskableGradient) { self.inner = inner }
+
+    func trainingForward(_ inputs: [Tensor?], _ outputs: [Tensor?], seed: UInt64) throws -> [Tensor]? {
+        try inner.trainingForward(inputs, outputs, seed: seed)
+    }
+
+    func backward(_ pass: BackwardPass) throws {
+        try inner.backward(pass, reluOutput: try floatTensor(pass.outputs, 0, "the fused Relu's output Y"))
+    }
+}
+
+/// `out[i] = y[i] > 0 ? dy[i] : 0` (dY through a Relu whose output is `y`) for `count` floats; returns
+/// Σ out, summed in 16 lanes and then across them (a fixed order, so repeatable).
+func maskByPositive(_ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                    count: Int) -> Float {
+    var lanes = SIMD16<Float>(), i = 0
+    while i + 16 <= count {
+        let d: SIMD16<Float> = loadVector(dy + i), v: SIMD16<Float> = loadVector(y + i)
+        let masked = SIMD16<Float>().replacing(with: d, where: v .> 0)
+        storeVector(masked, out + i)
+        lanes += masked
+        i += 16
+    }
+    var sum = lanes.sum()
+    while i < count {
+        let masked = y[i] > 0 ? dy[i] : 0
+        out[i] = masked
+        sum += masked
+        i += 1
+    }
+    return sum
+}
+
+/// Σ x[i] for `count` floats, in 16 lanes and then across them (a fixed order, so repeatable).
+func lanewiseSum(_ x: UnsafePointer<Float>, count: Int) -> Float {
+    var lanes = SIMD16<Float>(), i = 0
+    while i + 16 <= count {
+        let v: SIMD16<Float> = loadVector(x + i)
+        lanes += v
+        i += 16
+    }
+    var sum = lanes.sum()
+    while i < count { sum += x[i]; i += 1 }
+    return sum
+}
+
+/// `dst[i] += src[i]` for `count` floats, in vectors of 16, 8 and 4 lanes, then one at a time.
+@inline(__always)
+func addRow(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        let sum: SIMD16<Float> = loadVector(dst + i) + loadVector(src + i)
+        storeVector(sum, dst + i)
+        i += 16
+    }
+    if i + 8 <= count {
+        storeVector(loadVector(dst + i) + loadVector(src + i) as SIMD8<Float>, dst + i)
+        i += 8
+    }
+    if i + 4 <= count {
+        storeVector(loadVector(dst + i) + loadVector(src + i) as SIMD4<Float>, dst + i)
+        i += 4
+    }
+    while i < count { dst[i] += src[i]; i += 1 }
+}
+
+/// A vector of floats loaded from `p` (no alignment needed).
+@inline(__always) func loadVector<V: SIMD>(_ p: UnsafePointer<Float>) -> V where V.Scalar == Float {
+    UnsafeRawPointer(p).loadUnaligned(as: V.self)
+}
+
+/// Stores a vector of floats at `p` (no alignment needed).
+@inline(__always) func storeVector<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>) where V.Scalar == Float {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+}

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLatheShims
 import LatheCore
 import LatheOps
 
@@ -166,8 +167,11 @@ final class RecurrentGradient: GradientKernel {
 
     /// Runs the cell, writing the wired outputs and keeping per direction `[states, cells, gates, aux]`:
     /// hidden states `[seq + 1, batch, hidden]` (entry 0 is initial_h), LSTM cell states of the same shape,
-    /// activated gates `[seq, batch, gates·hidden]`, and for GRU the recurrent input of the candidate
-    /// (`r ⊙ h` without `linear_before_reset`, `h·Rhᵀ + Rbh` with it) `[seq, batch, hidden]`.
+    /// activated gates `[seq, batch, gates·hidden]`, and `[seq, batch, hidden]` of: for LSTM tanh of the new
+    /// cell state, for GRU the recurrent input of the candidate (`r ⊙ h` without `linear_before_reset`,
+    /// `h·Rhᵀ + Rbh` with it). LSTM steps run the fused product-and-cell kernel
+    /// (`lts_recurrent_kernels.lstm_forward`). Every saved and scratch tensor is overwritten whole, so
+    /// none is cleared first.
     func trainingForward(_ inputs: [Tensor?], _ outputs: [Tensor?], seed: UInt64) throws -> [Tensor]? {
         guard unsupported == nil else { return nil }
         let g = try shape(inputs)
@@ -177,13 +181,17 @@ final class RecurrentGradient: GradientKernel {
         let hidden = g.hidden, width = cell.gates * hidden, rows = g.seq * g.batch
         let stateCount = (g.seq + 1) * g.batch * hidden
         let lstm = cell == .lstm, gru = cell.isGRU, directions = g.directions
-        let states = try reused.zeroed(0, count: directions * stateCount, shape: [directions, g.seq + 1, g.batch, hidden])
-        let cells = try reused.zeroed(1, count: lstm ? directions * stateCount : 0, shape: lstm ? [directions, g.seq + 1, g.batch, hidden] : [0])
-        let gates = try reused.zeroed(2, count: directions * rows * width, shape: [directions, g.seq, g.batch, width])
-        let aux = try reused.zeroed(3, count: gru ? directions * rows * hidden : 0, shape: gru ? [directions, g.seq, g.batch, hidden] : [0])
-        let xs = try reused.zeroed(4, count: rows * g.input, shape: [rows, g.input])
-        let gateBias = try reused.zeroed(5, count: 2 * width, shape: [2 * width])
-        let recurrent = try reused.zeroed(6, count: g.batch * width, shape: [g.batch, width])
+        let states = try reused.tensor(0, count: directions * stateCount, shape: [directions, g.seq + 1, g.batch, hidden])
+        let cells = try reused.tensor(1, count: lstm ? directions * stateCount : 0, shape: lstm ? [directions, g.seq + 1, g.batch, hidden] : [0])
+        let gates = try reused.tensor(2, count: directions * rows * width, shape: [directions, g.seq, g.batch, width])
+        let auxCount = gru || lstm ? directions * rows * hidden : 0
+        let aux = try reused.tensor(3, count: auxCount, shape: auxCount > 0 ? [directions, g.seq, g.batch, hidden] : [0])
+        let xs = try reused.tensor(4, count: rows * g.input, shape: [rows, g.input])
+        let gateBias = try reused.tensor(5, count: 2 * width, shape: [2 * width])
+        let recurrent = try reused.tensor(6, count: g.batch * width, shape: [g.batch, width])
+        let packedCount = lstm ? lts_lstm_packed_count(hidden) : 0
+        let packedR = try reused.tensor(14, count: packedCount, shape: [packedCount])
+        let lstmForward = lts_recurrent_kernels_active().pointee.lstm_forward!
         for d in 0..<g.directions {
             let hs = states.floats + d * stateCount, acts = gates.floats + d * rows * width
             let wd = w.floats + d * width * g.input, rd = r.floats + d * width * hidden
@@ -208,7 +216,16 @@ final class RecurrentGradient: GradientKernel {
                 }
             }
             let cs = cells.floats + (cell == .lstm ? d * stateCount : 0)
+            var lstmStep = lts_lstm_forward_step()
             if cell == .lstm {
+                lts_lstm_pack_recurrence(rd, hidden, packedR.floats)
+                lstmStep.batch = g.batch
+                lstmStep.hidden = hidden
+                lstmStep.packed_r = UnsafePointer(packedR.floats)
+                lstmStep.h_prev_stride = hidden
+                lstmStep.pre_stride = width
+                lstmStep.h_next_stride = hidden
+                lstmStep.gates_stride = width
                 for b in 0..<g.batch {
                     if let initialC {
                         (cs + b * hidden).update(from: initialC.floats + g.stateOffset(d, b), count: hidden)
@@ -227,18 +244,16 @@ final class RecurrentGradient: GradientKernel {
                     cellActivations[d].apply(stepGates, g.batch * hidden)
                     hNext.update(from: stepGates, count: g.batch * hidden)
                 case .lstm:
-                    packageSgemm(transA: false, transB: true, m: g.batch, n: width, k: hidden, alpha: 1, a: hPrev,
-                                 lda: hidden, b: rd, ldb: hidden, beta: 1, c: stepGates, ldc: width)
-                    let cPrev = cs + s * g.batch * hidden, cNext = cPrev + g.batch * hidden
-                    for b in 0..<g.batch {
-                        let a = stepGates + b * width, cp = cPrev + b * hidden, cn = cNext + b * hidden, hn = hNext + b * hidden
-                        for j in 0..<3 * hidden { a[j] = sigmoid(a[j]) }
-                        for j in 3 * hidden..<width { a[j] = tanhf(a[j]) }
-                        for j in 0..<hidden {
-                            cn[j] = a[2 * hidden + j] * cp[j] + a[j] * a[3 * hidden + j]
-                            hn[j] = a[hidden + j] * tanhf(cn[j])
-                        }
-                    }
+                    // Gates, c, h and tanh(c) in place of the pre-activations (X·Wᵀ + biases) in `acts`.
+                    let cPrev = cs + s * g.batch * hidden
+                    lstmStep.h_prev = UnsafePointer(hPrev)
+                    lstmStep.pre = UnsafePointer(stepGates)
+                    lstmStep.c_prev = UnsafePointer(cPrev)
+                    lstmStep.c_next = cPrev + g.batch * hidden
+                    lstmStep.h_next = hNext
+                    lstmStep.gates = stepGates
+                    lstmStep.tanh_c = aux.floats + (d * g.seq + s) * g.batch * hidden
+                    withUnsafePointer(to: lstmStep) { lstmForward($0) }
                 case .gru(let linearBeforeReset):
                     let rec = recurrent.floats, keep = aux.floats + (d * g.seq + s) * g.batch * hidden
                     packageSgemm(transA: false, transB: true, m: g.batch, n: linearBeforeReset ? width : 2 * hidden,
@@ -307,13 +322,15 @@ final class RecurrentGradient: GradientKernel {
         let hidden = g.hidden, width = cell.gates * hidden, rows = g.seq * g.batch
         let stateCount = (g.seq + 1) * g.batch * hidden
         // Per step: dInput = dLoss/d(pre-activations from X), dRecurrent = dLoss/d(recurrent products).
-        let dInput = try reused.zeroed(7, count: rows * width, shape: [rows, width])
-        let dRecurrent = cell.isGRU ? try reused.zeroed(8, count: rows * width, shape: [rows, width]) : dInput
-        let dh = try reused.zeroed(9, count: g.batch * hidden, shape: [g.batch, hidden])
-        let dc = try reused.zeroed(10, count: g.batch * hidden, shape: [g.batch, hidden])
-        let dhPrev = try reused.zeroed(11, count: g.batch * hidden, shape: [g.batch, hidden])
-        let xs = try reused.zeroed(12, count: rows * g.input, shape: [rows, g.input])
-        let dxs = try reused.zeroed(13, count: dX == nil ? 0 : rows * g.input, shape: dX == nil ? [0] : [rows, g.input])
+        // Every one is overwritten whole before it is read.
+        let dInput = try reused.tensor(7, count: rows * width, shape: [rows, width])
+        let dRecurrent = cell.isGRU ? try reused.tensor(8, count: rows * width, shape: [rows, width]) : dInput
+        let dh = try reused.tensor(9, count: g.batch * hidden, shape: [g.batch, hidden])
+        let dc = try reused.tensor(10, count: g.batch * hidden, shape: [g.batch, hidden])
+        let dhPrev = try reused.tensor(11, count: g.batch * hidden, shape: [g.batch, hidden])
+        let xs = try reused.tensor(12, count: rows * g.input, shape: [rows, g.input])
+        let dxs = try reused.tensor(13, count: dX == nil ? 0 : rows * g.input, shape: dX == nil ? [0] : [rows, g.input])
+        let lstmBackward = lts_recurrent_kernels_active().pointee.lstm_backward!
         for d in 0..<g.directions {
             let hs = states.floats + d * stateCount, acts = gates.floats + d * rows * width
             let cs = cells.floats + (cell == .lstm ? d * stateCount : 0)
@@ -342,22 +359,11 @@ final class RecurrentGradient: GradientKernel {
                     packageSgemm(transA: false, transB: false, m: g.batch, n: hidden, k: hidden, alpha: 1, a: da,
                                  lda: hidden, b: rd, ldb: hidden, beta: 0, c: dhPrev.floats, ldc: hidden)
                 case .lstm:
-                    let cPrev = cs + s * g.batch * hidden, cNext = cPrev + g.batch * hidden
-                    for b in 0..<g.batch {
-                        let a = stepGates + b * width, e = da + b * width
-                        let dhb = dh.floats + b * hidden, dcb = dc.floats + b * hidden
-                        let cp = cPrev + b * hidden, cn = cNext + b * hidden
-                        for j in 0..<hidden {
-                            let i = a[j], o = a[hidden + j], f = a[2 * hidden + j], c = a[3 * hidden + j]
-                            let tc = tanhf(cn[j])
-                            let dct = dcb[j] + dhb[j] * o * (1 - tc * tc)
-                            e[j] = dct * c * i * (1 - i)
-                            e[hidden + j] = dhb[j] * tc * o * (1 - o)
-                            e[2 * hidden + j] = dct * cp[j] * f * (1 - f)
-                            e[3 * hidden + j] = dct * i * (1 - c * c)
-                            dcb[j] = dct * f
-                        }
-                    }
+                    var step = lts_lstm_backward_step(
+                        batch: g.batch, hidden: hidden, gates: stepGates,
+                        tanh_c: aux.floats + (d * g.seq + s) * g.batch * hidden, c_prev: cs + s * g.batch * hidden,
+                        dh: dh.floats, dc: dc.floats, d_pre: da)
+                    lstmBackward(&step)
                     packageSgemm(transA: false, transB: false, m: g.batch, n: hidden, k: width, alpha: 1, a: da,
                                  lda: width, b: rd, ldb: hidden, beta: 0, c: dhPrev.floats, ldc: hidden)
                 case .gru(let linearBeforeReset):

@@ -321,3 +321,46 @@ def test_errors(change, status, words):
         lathe.Model(data).predict(dict(feeds))
     assert int(info.value.status) == status
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize("batch,hidden,direction,layout", [
+    (1, 50, "forward", 0), (2, 17, "reverse", 1), (3, 16, "bidirectional", 0), (5, 33, "forward", 1),
+    (9, 50, "bidirectional", 1), (64, 20, "forward", 0)])
+def test_lstm_fused_step_sizes(batch, hidden, direction, layout):
+    """The default LSTM cell at the sizes of the fused step kernel's tiles (1–4 batch rows × 1–4 chunks of
+    16 hidden units, partial last chunk), weights both as initializers (packed at plan time) and as
+    inputs (packed per run); against onnxruntime (layout 0) and the numpy reference."""
+    case = make_case("LSTM", direction, layout, True, 0, 1)
+    case.update(seq=7, batch=batch, input=6, hidden=hidden, lens=False, p=False)
+    outputs = ["Y", "Y_h", "Y_c"]
+    inputs = make_inputs(case, 23)
+    expected = expected_outputs(case, inputs, outputs)
+    ref = reference(case, inputs)
+    for initializers in [True, False]:
+        data, feeds = build(case, inputs, layout, outputs, initializers=initializers)
+        got = run_lathe(data, feeds, outputs)
+        for name in outputs:
+            assert_close(got[name], expected[name], name)
+            assert_close(got[name], ref[name].astype(np.float32), name)
+    for subset in [["", "Y_h"], ["", "", "Y_c"]]:   # without Y the state alternates between two buffers
+        data, feeds = build(case, inputs, layout, subset, initializers=True)
+        got = run_lathe(data, feeds, subset)
+        for name in got:
+            assert_close(got[name], expected[name], name)
+
+
+@pytest.mark.parametrize("batch,layout", [(10, 0), (16, 1)])
+def test_lstm_fused_step_two_lanes(batch, layout):
+    """With two threads the fused LSTM splits the batch rows between the lanes: the same bits as one
+    thread (each row's arithmetic does not depend on its tile), and onnxruntime's result within tolerance."""
+    case = make_case("LSTM", "bidirectional", layout, True, 0, 1)
+    case.update(seq=6, batch=batch, input=5, hidden=50, lens=False, p=False)
+    outputs = ["Y", "Y_h", "Y_c"]
+    inputs = make_inputs(case, 29)
+    expected = expected_outputs(case, inputs, outputs)
+    data, feeds = build(case, inputs, layout, outputs, initializers=True)
+    one = lathe.Model(data).predict(dict(feeds))
+    two = lathe.Model(data, threads=2).predict(dict(feeds))
+    for name in outputs:
+        assert np.array_equal(one[name], two[name]), name
+        assert_close(two[name], expected[name], name)
