@@ -338,6 +338,9 @@ final class ConvKernel: Kernel {
         guard let x = inputs[0], let w = inputs[1] else { return self }
         let bias = inputs.count > 2 ? inputs[2]?.shape : nil
         let g = try geometry(x.shape, w.shape, bias: bias)
+        // Winograd where it serves and pays (3×3, stride 1), else the direct kernel where it wins, else im2col.
+        let plain = ConvKernel(window: window, group: group, activation: activation, geometry: g)
+        if let winograd = try WinogradConvKernel.replacing(plain, g, inputs, constants: constants) { return winograd }
         let direct = DirectConv(g, channels: x.shape[1], filters: w.shape[0], group: group, activation: activation,
                                 weights: constants.count > 1 ? constants[1] : nil)
         return ConvKernel(window: window, group: group, activation: activation, geometry: g, direct: direct)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CLatheShims
 import LatheCore
 
@@ -12,6 +15,9 @@ struct DirectConv: @unchecked Sendable {
     let kernels: UnsafePointer<lts_conv_kernels>
     /// W packed for `kernels.mr` when it was a plan-time constant; packed per run otherwise.
     let packedWeights: [Float]?
+    /// W's value at plan time, when constant. A run uses `packedWeights` only while W still holds it:
+    /// training rewrites frozen weights in place (set_weights, checkpoint loads).
+    let plannedWeights: [Float]?
     /// Floats of packed weights.
     let packedCount: Int
     /// Scratch bytes of one lane, after the packed weights (64-byte multiple).
@@ -61,8 +67,10 @@ struct DirectConv: @unchecked Sendable {
                 lts_conv_pack_weights(weights.floats, filters, depth, mr, $0.baseAddress!)
             }
             packedWeights = packed
+            plannedWeights = Array(UnsafeBufferPointer(start: weights.floats, count: weights.count))
         } else {
             packedWeights = nil
+            plannedWeights = nil
         }
     }
 
@@ -78,8 +86,9 @@ struct DirectConv: @unchecked Sendable {
         }
     }
 
-    /// Bytes of packed weights at the start of lane 0's workspace (0 when packed at plan time).
-    var packedBytes: Int { packedWeights == nil ? (packedCount * MemoryLayout<Float>.size + 63) / 64 * 64 : 0 }
+    /// Bytes of per-run packed weights at the start of lane 0's workspace (also reserved when W was packed
+    /// at plan time, for a W rewritten since).
+    var packedBytes: Int { (packedCount * MemoryLayout<Float>.size + 63) / 64 * 64 }
 
     /// Workspace bytes of one lane: the per-run packed weights (used in lane 0's block), then scratch.
     var workspaceBytes: Int { packedBytes + scratchBytes }
@@ -110,7 +119,8 @@ struct DirectConv: @unchecked Sendable {
                     }
                 }
             }
-            if let packedWeights {
+            if let packedWeights, let plannedWeights,
+               memcmp(plannedWeights, w, plannedWeights.count * MemoryLayout<Float>.size) == 0 {
                 packedWeights.withUnsafeBufferPointer { all($0.baseAddress!) }
             } else {
                 let packed = context.workspace.assumingMemoryBound(to: Float.self)

@@ -205,4 +205,40 @@ size_t lts_conv_scratch_bytes(const lts_conv_shape *shape, size_t nr);
  *  `packed[(t·k_count + k)·mr + i] = W[t·mr + i, k]` (0 past the last filter). */
 void lts_conv_pack_weights(const float *w, size_t filters, size_t k_count, size_t mr, float *packed);
 
+/* Winograd F(4×4, 3×3) convolution (winograd.c). A 6×6 input tile d gives 36 transformed values
+ * V = Bᵀ·d·B, a 3×3 kernel g gives U = G·g·Gᵀ, and the 4×4 output tile is Aᵀ·(U ⊙ V)·A; summed over
+ * channels, U ⊙ V is 36 matrix products U_k[filters × channels] · V_k[channels × tiles]. Matrices are
+ * row-major. */
+
+/** U = G·g·Gᵀ of W[filters, channels, 3, 3] into 36 matrices u[k][filters][channels] (k = 6·row + column),
+ *  computed in double and rounded once. */
+void lts_winograd_weights(const float *w, size_t filters, size_t channels, float *u);
+
+/** The shape of one Winograd convolution: X is [batch, channels, height, width], Y is
+ *  [batch, filters, out_height, out_width] (out = in + pads − 2), cut into tiles_y × tiles_x tiles of
+ *  4×4 outputs; "tile row" r counts across the batch (image r / tiles_y, row r % tiles_y). */
+typedef struct {
+    size_t channels, filters, height, width, pad_top, pad_left, out_height, out_width, tiles_x, tiles_y;
+} lts_winograd_geometry;
+
+/** The transforms of one instruction-set level, for the `rows` tile rows from `first_row` (a block of
+ *  rows·tiles_x tiles, tile t of the block in column t).
+ *  `input`: V_k[channel][t] of each tile's 6×6 window of X (zero outside) into
+ *  `v[(k·channels + channel)·ldv + t]`.
+ *  `output`: from the products `p[(k·filters + filter)·ldp + t]`, Aᵀ·M·A of each tile into Y's valid
+ *  positions. Both need `lts_winograd_scratch_floats(rows·tiles_x, rows)` floats of `scratch`. */
+typedef struct {
+    void (*input)(const lts_winograd_geometry *g, size_t first_row, size_t rows, const float *x, float *v,
+                  size_t ldv, float *scratch);
+    void (*output)(const lts_winograd_geometry *g, size_t first_row, size_t rows, const float *p, size_t ldp,
+                   float *y, float *scratch);
+} lts_winograd_kernels;
+
+/** Floats of scratch the transforms need for a block of `tiles` tiles in `rows` tile rows. */
+size_t lts_winograd_scratch_floats(size_t tiles, size_t rows);
+/** The transforms of `level`, or NULL when this CPU lacks it. */
+const lts_winograd_kernels *lts_winograd_kernels_at(lts_vector_level level);
+/** The transforms of `lts_best_vector_level()`. */
+const lts_winograd_kernels *lts_winograd_kernels_active(void);
+
 #endif
