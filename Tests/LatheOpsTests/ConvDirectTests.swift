@@ -105,6 +105,31 @@ import LatheCore
         }
     }
 
+    @Test func weightsRewrittenInPlaceAreSeen() throws {
+        // Training's set_weights and checkpoint loads rewrite a frozen (plan-time constant) W in place:
+        // the weights packed at plan time must not be used for the new values.
+        var rng = SeededRNG(17)
+        let p = try Self.problem(&rng, spatial: 2, activation: nil)
+        let kernels = lts_conv_kernels_active()!
+        let conv = try #require(DirectConv(p.g, channels: p.x.shape[1], filters: p.w.shape[0], group: 1, activation: nil,
+                                           weights: p.w, kernels: kernels))
+        let y = try Tensor(.float32, shape: [p.x.shape[0], p.w.shape[0]] + p.g.output)
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: max(1, conv.workspaceBytes), alignment: 64)
+        defer { memory.deallocate() }
+        /// One run with the current contents of W.
+        func run() -> [Float] {
+            conv.run(x: p.x.floats, w: p.w.floats, bias: p.bias.map { UnsafePointer($0.floats) }, y: y.floats,
+                     batch: p.x.shape[0], context: RunContext(workspace: memory, workspaceStride: conv.workspaceBytes, pool: .serial))
+            return y.floatArray()
+        }
+        let before = run()
+        #expect(S.close(before, Self.im2colConv(p)), "\(p.label)")
+        for i in 0..<p.w.count { p.w.floats[i] *= -0.5 }
+        let after = run()
+        #expect(S.close(after, Self.im2colConv(p)), "after rewriting W: \(p.label)")
+        #expect(before != after)
+    }
+
     @Test func baseline() throws { try Self.check(lts_vector_level_baseline) }
 
     @Test(.enabled(if: VectorLevelTests.has(lts_vector_level_avx2), "this CPU lacks AVX2 or FMA"))
