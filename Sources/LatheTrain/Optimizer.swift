@@ -1,3 +1,4 @@
+import CLatheShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -209,12 +210,8 @@ public final class Optimizer {
                     for i in 0..<n { w[i] -= lr * decay * w[i] }
                 }
                 let step = lr * (1 - powf(beta2, t)).squareRoot() / (1 - powf(beta1, t))
-                let m = state[0][index].floats, v = state[1][index].floats
-                for i in 0..<n {
-                    m[i] += (g[i] - m[i]) * (1 - beta1)
-                    v[i] += (g[i] * g[i] - v[i]) * (1 - beta2)
-                    w[i] -= step * m[i] / (v[i].squareRoot() + epsilon)
-                }
+                // m += (g − m)·(1 − β1); v += (g² − v)·(1 − β2); w −= step·m / (√v + ε), vectorised in C.
+                lts_adam_update(w, g, state[0][index].floats, state[1][index].floats, n, step, 1 - beta1, 1 - beta2, epsilon)
             case .rmsprop(let rho, let epsilon, let momentum, let centered):
                 let v = state[0][index].floats, m = state[1][index].floats, mean = state[2][index].floats
                 for i in 0..<n {

@@ -241,4 +241,15 @@ const lts_winograd_kernels *lts_winograd_kernels_at(lts_vector_level level);
 /** The transforms of `lts_best_vector_level()`. */
 const lts_winograd_kernels *lts_winograd_kernels_active(void);
 
+/** One Adam step over `n` weights (optimizer_kernels.c): `m += (g − m)·(1 − β1)`,
+ *  `v += (g·g − v)·(1 − β2)`, `w −= step·m / (√v + ε)` per element, in that order and without fused
+ *  multiply-adds, so every level gives the bits of the scalar loop. */
+typedef void (*lts_adam_update_fn)(float *w, const float *g, float *m, float *v, size_t n, float step,
+                                   float one_minus_beta1, float one_minus_beta2, float epsilon);
+/** The update of `level`, or NULL when this CPU lacks it. */
+lts_adam_update_fn lts_adam_update_at(lts_vector_level level);
+/** The update at `lts_best_vector_level()`. */
+void lts_adam_update(float *w, const float *g, float *m, float *v, size_t n, float step, float one_minus_beta1,
+                     float one_minus_beta2, float epsilon);
+
 #endif
