@@ -6,6 +6,8 @@
 
 #include "lathe_shims.h"
 #include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #pragma clang fp contract(off)
 #pragma clang diagnostic ignored "-Wpsabi"
@@ -58,6 +60,56 @@ static inline __attribute__((always_inline, target("avx512f"))) lts_o16f lts_o_s
 LTS_O_BODY(baseline, , lts_o_sqrt_baseline)
 LTS_O_BODY(avx2, __attribute__((target("avx2,fma"))), lts_o_sqrt_avx2)
 LTS_O_BODY(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))), lts_o_sqrt_avx512)
+
+/* The index of the first NaN or infinity among `n` floats, or -1: 16 lanes at a time test the exponent
+ * bits (all ones), then the block that has one is searched in order. */
+typedef uint32_t lts_o16u __attribute__((ext_vector_type(16)));
+typedef uint32_t lts_o16u_unaligned __attribute__((ext_vector_type(16), aligned(4)));
+#define LTS_F_BODY(level, target)                                                                    \
+    static target ptrdiff_t lts_first_non_finite_##level(const float *x, size_t n) {                  \
+        const uint32_t *bits = (const uint32_t *)x;                                                    \
+        size_t i = 0;                                                                                  \
+        for (; i + 64 <= n; i += 64) {                                                                 \
+            lts_o16u a = *(const lts_o16u_unaligned *)(bits + i) & 0x7F800000u;                        \
+            lts_o16u b = *(const lts_o16u_unaligned *)(bits + i + 16) & 0x7F800000u;                   \
+            lts_o16u c = *(const lts_o16u_unaligned *)(bits + i + 32) & 0x7F800000u;                   \
+            lts_o16u d = *(const lts_o16u_unaligned *)(bits + i + 48) & 0x7F800000u;                   \
+            lts_o16u hit = (lts_o16u)((a == 0x7F800000u) | (b == 0x7F800000u) | (c == 0x7F800000u)    \
+                                     | (d == 0x7F800000u));                                            \
+            uint32_t any = 0;                                                                          \
+            for (int l = 0; l < 16; l++) any |= hit[l];                                                \
+            if (any) break;                                                                            \
+        }                                                                                              \
+        for (; i < n; i++) {                                                                           \
+            if ((bits[i] & 0x7F800000u) == 0x7F800000u) return (ptrdiff_t)i;                           \
+        }                                                                                              \
+        return -1;                                                                                     \
+    }
+
+LTS_F_BODY(baseline, )
+LTS_F_BODY(avx2, __attribute__((target("avx2,fma"))))
+LTS_F_BODY(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))))
+
+static ptrdiff_t (*lts_active_first_non_finite)(const float *, size_t);
+
+__attribute__((constructor)) static void lts_pick_first_non_finite(void) {
+    ptrdiff_t (*f)(const float *, size_t) = lts_first_non_finite_baseline;
+    switch (lts_best_vector_level()) {
+    case lts_vector_level_baseline: f = lts_first_non_finite_baseline; break;
+    case lts_vector_level_avx2: f = lts_first_non_finite_avx2; break;
+    case lts_vector_level_avx512: f = lts_first_non_finite_avx512; break;
+    }
+    __atomic_store_n(&lts_active_first_non_finite, f, __ATOMIC_RELEASE);
+}
+
+ptrdiff_t lts_first_non_finite(const float *x, size_t n) {
+    ptrdiff_t (*f)(const float *, size_t) = __atomic_load_n(&lts_active_first_non_finite, __ATOMIC_ACQUIRE);
+    if (!f) {
+        lts_pick_first_non_finite();
+        f = __atomic_load_n(&lts_active_first_non_finite, __ATOMIC_ACQUIRE);
+    }
+    return f(x, n);
+}
 
 lts_adam_update_fn lts_adam_update_at(lts_vector_level level) {
     if (!lts_vector_kernels_at(level)) return 0;

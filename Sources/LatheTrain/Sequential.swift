@@ -1,3 +1,4 @@
+import CLatheShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -503,8 +504,8 @@ func rows(_ t: Tensor, _ indices: [Int]) throws -> Tensor {
 /// The index of the first NaN or infinity in a float32 tensor (nil when all finite, or not float32).
 func firstNonFinite(_ t: Tensor) -> Int? {
     guard t.dtype == .float32 else { return nil }
-    for i in 0..<t.count where !t.floats[i].isFinite { return i }
-    return nil
+    let index = lts_first_non_finite(t.floats, t.count)
+    return index < 0 ? nil : index
 }
 
 extension Functional {

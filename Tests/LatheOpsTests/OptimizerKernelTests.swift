@@ -29,4 +29,21 @@ import Testing
             #expect(lv.map(\.bitPattern) == v.map(\.bitPattern), "v at level \(level.rawValue)")
         }
     }
+
+    @Test func firstNonFiniteFindsTheFirstNaNOrInfinity() {
+        for n in [0, 1, 15, 64, 65, 200] {
+            #expect(lts_first_non_finite([Float](repeating: 1, count: n), n) == -1, "all finite, n \(n)")
+            for position in Set([0, n / 2, n - 1, max(0, n - 17)]) where position >= 0 && position < n {
+                for bad in [Float.nan, .infinity, -.infinity, -.nan] {
+                    var x = (0..<n).map { Float($0) * 1e30 }
+                    x[position] = bad
+                    if position + 3 < n { x[position + 3] = .nan }
+                    #expect(lts_first_non_finite(x, n) == position, "n \(n), \(bad) at \(position)")
+                }
+            }
+        }
+        // The largest finite float and subnormals are finite.
+        let edge: [Float] = [.greatestFiniteMagnitude, -.greatestFiniteMagnitude, .leastNonzeroMagnitude, 0, -0.0]
+        #expect(lts_first_non_finite(edge, edge.count) == -1)
+    }
 }

@@ -252,4 +252,8 @@ lts_adam_update_fn lts_adam_update_at(lts_vector_level level);
 void lts_adam_update(float *w, const float *g, float *m, float *v, size_t n, float step, float one_minus_beta1,
                      float one_minus_beta2, float epsilon);
 
+/** The index of the first NaN or infinity among `n` floats, or -1 (optimizer_kernels.c; the training
+ *  loop's checks of inputs, gradients and updated weights). */
+ptrdiff_t lts_first_non_finite(const float *x, size_t n);
+
 #endif
