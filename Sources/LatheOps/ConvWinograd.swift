@@ -49,8 +49,9 @@ final class WinogradConvKernel: Kernel {
     /// The measured rule for choosing Winograd over im2col (release build, 1 thread, Zen 4; single
     /// Conv + Relu layers at batch 1 and 16, interleaved with the im2col path in one process):
     /// at least 8 channels and 8 filters (a 3-channel stem loses 10%: im2col's K = 27 is better
-    /// than 36 GEMMs with K = 3), at least 8 tiles in the batch (with 1–4 tiles, 64 → 64 on 5×5 to
-    /// 8×8 images ties or loses up to 1.7×: the GEMMs are too small), and
+    /// than 36 GEMMs with K = 3), at least 16 tiles in the batch (with 1–4 tiles, 64 → 64 on 5×5 to
+    /// 8×8 images ties or loses up to 1.7× to im2col; against the direct kernel, cnn_b's 32 → 64 conv
+    /// on one 13×13 image — 9 tiles — ran its whole model in 92 µs with Winograd, 85 µs direct), and
     /// `channels · filters · batch · output pixels ≥ 196,608` — the work the GEMMs save must cover the
     /// transforms. Measured: wins of 0.4–0.65× for 32 → 32 at 64×64, 64 → 64 at 32×32, 16 → 16 at
     /// 32×32 and 64×64 and 128 → 128 at 16×16 (batch 1), 0.54–0.86× for 8 → 8 to 32 → 64 on 8×8 to
@@ -58,7 +59,7 @@ final class WinogradConvKernel: Kernel {
     /// image, Winograd loses by 1.1–1.8×.
     static func pays(batch: Int, channels: Int, filters: Int, _ g: SpatialWindow) -> Bool {
         let tiles = ((g.output[0] + 3) / 4) * ((g.output[1] + 3) / 4)
-        return channels >= 8 && filters >= 8 && batch * tiles >= 8
+        return channels >= 8 && filters >= 8 && batch * tiles >= 16
             && (boundedProduct([channels, filters, batch, g.outputCount], limit: Int.max) ?? Int.max) >= 196_608
     }
 

@@ -214,7 +214,8 @@ import LatheCore
         #expect(try planned(channels: 16, filters: 16, batch: 4) is WinogradConvKernel)  // 4 images: enough
         #expect(try planned(channels: 3, batch: 64) is ConvKernel)                       // a stem: K = 27 on im2col
         #expect(try planned(channels: 64, filters: 64, size: 8) is ConvKernel)           // 4 tiles on one image
-        #expect(try planned(channels: 64, filters: 64, batch: 2, size: 8) is WinogradConvKernel)
+        #expect(try planned(channels: 64, filters: 64, batch: 2, size: 8) is ConvKernel)  // 8 tiles: direct wins
+        #expect(try planned(channels: 64, filters: 64, batch: 4, size: 8) is WinogradConvKernel)
         #expect(try planned(channels: 32, ["strides": .ints([2, 2])]) is ConvKernel)
         #expect(try planned(channels: 32, ["dilations": .ints([2, 2])]) is ConvKernel)
         #expect(try planned(channels: 32, ["group": .int(2)]) is ConvKernel)
