@@ -14,6 +14,7 @@
  * in rounding (FMA, accumulation in registers). */
 
 #include "lathe_shims.h"
+#include "level_table.h"
 #include <immintrin.h>
 #include <string.h>
 
@@ -171,14 +172,5 @@ void lts_conv_pack_weights(const float *w, size_t filters, size_t k_count, size_
 #undef LTS_MR
 #undef LTS_EVEN_LANES
 
-const lts_conv_kernels *lts_conv_kernels_at(lts_vector_level level) {
-    if (!lts_vector_kernels_at(level)) return NULL;
-    switch (level) {
-    case lts_vector_level_baseline: return &lts_conv_kernels_baseline;
-    case lts_vector_level_avx2: return &lts_conv_kernels_avx2;
-    case lts_vector_level_avx512: return &lts_conv_kernels_avx512;
-    }
-    return NULL;
-}
-
-const lts_conv_kernels *lts_conv_kernels_active(void) { return lts_conv_kernels_at(lts_best_vector_level()); }
+LTS_LEVEL_TABLE(const lts_conv_kernels *, lts_conv_kernels, &lts_conv_kernels_baseline, &lts_conv_kernels_avx2,
+                &lts_conv_kernels_avx512)

@@ -7,6 +7,7 @@
  * then alpha·sum (+ beta·C). */
 
 #include "lathe_shims.h"
+#include "level_table.h"
 #include <immintrin.h>
 
 #pragma clang fp contract(off)
@@ -68,29 +69,9 @@ LTS_G_BODY(avx2, __attribute__((target("avx2,fma"))), LTS_G_LOAD_COPY, LTS_G_STO
 LTS_G_BODY(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))), LTS_G_LOAD_MASK,
            LTS_G_STORE_MASK)
 
-lts_gemm_rows_fn lts_gemm_rows_at(lts_vector_level level) {
-    if (!lts_vector_kernels_at(level)) return 0;
-    switch (level) {
-    case lts_vector_level_baseline: return lts_gemm_rows_baseline;
-    case lts_vector_level_avx2: return lts_gemm_rows_avx2;
-    case lts_vector_level_avx512: return lts_gemm_rows_avx512;
-    }
-    return 0;
-}
-
-/* Picked once per process, before main (a constructor) or on first use. */
-static lts_gemm_rows_fn lts_active_gemm_rows;
-
-__attribute__((constructor)) static void lts_pick_gemm_rows(void) {
-    __atomic_store_n(&lts_active_gemm_rows, lts_gemm_rows_at(lts_best_vector_level()), __ATOMIC_RELEASE);
-}
+LTS_LEVEL_TABLE(lts_gemm_rows_fn, lts_gemm_rows, lts_gemm_rows_baseline, lts_gemm_rows_avx2, lts_gemm_rows_avx512)
 
 void lts_gemm_rows(size_t m, size_t n, size_t k, float alpha, const float *a, size_t a_row, size_t a_col,
                    const float *b, size_t ldb, float beta, float *c, size_t ldc) {
-    lts_gemm_rows_fn f = __atomic_load_n(&lts_active_gemm_rows, __ATOMIC_ACQUIRE);
-    if (!f) {
-        lts_pick_gemm_rows();
-        f = __atomic_load_n(&lts_active_gemm_rows, __ATOMIC_ACQUIRE);
-    }
-    f(m, n, k, alpha, a, a_row, a_col, b, ldb, beta, c, ldc);
+    lts_gemm_rows_active()(m, n, k, alpha, a, a_row, a_col, b, ldb, beta, c, ldc);
 }

@@ -5,6 +5,7 @@
  * square root and division are correctly rounded, so every level gives the same bits as that loop. */
 
 #include "lathe_shims.h"
+#include "level_table.h"
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -90,50 +91,16 @@ LTS_F_BODY(baseline, )
 LTS_F_BODY(avx2, __attribute__((target("avx2,fma"))))
 LTS_F_BODY(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))))
 
-static ptrdiff_t (*lts_active_first_non_finite)(const float *, size_t);
+typedef ptrdiff_t (*lts_first_non_finite_fn)(const float *x, size_t n);
+LTS_LEVEL_TABLE(lts_first_non_finite_fn, lts_first_non_finite_kernel, lts_first_non_finite_baseline,
+                lts_first_non_finite_avx2, lts_first_non_finite_avx512)
 
-__attribute__((constructor)) static void lts_pick_first_non_finite(void) {
-    ptrdiff_t (*f)(const float *, size_t) = lts_first_non_finite_baseline;
-    switch (lts_best_vector_level()) {
-    case lts_vector_level_baseline: f = lts_first_non_finite_baseline; break;
-    case lts_vector_level_avx2: f = lts_first_non_finite_avx2; break;
-    case lts_vector_level_avx512: f = lts_first_non_finite_avx512; break;
-    }
-    __atomic_store_n(&lts_active_first_non_finite, f, __ATOMIC_RELEASE);
-}
+ptrdiff_t lts_first_non_finite(const float *x, size_t n) { return lts_first_non_finite_kernel_active()(x, n); }
 
-ptrdiff_t lts_first_non_finite(const float *x, size_t n) {
-    ptrdiff_t (*f)(const float *, size_t) = __atomic_load_n(&lts_active_first_non_finite, __ATOMIC_ACQUIRE);
-    if (!f) {
-        lts_pick_first_non_finite();
-        f = __atomic_load_n(&lts_active_first_non_finite, __ATOMIC_ACQUIRE);
-    }
-    return f(x, n);
-}
-
-lts_adam_update_fn lts_adam_update_at(lts_vector_level level) {
-    if (!lts_vector_kernels_at(level)) return 0;
-    switch (level) {
-    case lts_vector_level_baseline: return lts_adam_update_baseline;
-    case lts_vector_level_avx2: return lts_adam_update_avx2;
-    case lts_vector_level_avx512: return lts_adam_update_avx512;
-    }
-    return 0;
-}
-
-/* Picked once per process, before main (a constructor) or on first use. */
-static lts_adam_update_fn lts_active_adam_update;
-
-__attribute__((constructor)) static void lts_pick_adam_update(void) {
-    __atomic_store_n(&lts_active_adam_update, lts_adam_update_at(lts_best_vector_level()), __ATOMIC_RELEASE);
-}
+LTS_LEVEL_TABLE(lts_adam_update_fn, lts_adam_update, lts_adam_update_baseline, lts_adam_update_avx2,
+                lts_adam_update_avx512)
 
 void lts_adam_update(float *w, const float *g, float *m, float *v, size_t n, float step, float one_minus_beta1,
                      float one_minus_beta2, float epsilon) {
-    lts_adam_update_fn f = __atomic_load_n(&lts_active_adam_update, __ATOMIC_ACQUIRE);
-    if (!f) {
-        lts_pick_adam_update();
-        f = __atomic_load_n(&lts_active_adam_update, __ATOMIC_ACQUIRE);
-    }
-    f(w, g, m, v, n, step, one_minus_beta1, one_minus_beta2, epsilon);
+    lts_adam_update_active()(w, g, m, v, n, step, one_minus_beta1, one_minus_beta2, epsilon);
 }

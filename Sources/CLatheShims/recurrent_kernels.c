@@ -2,29 +2,13 @@
  * (recurrent_kernels_body.h) are compiled in vector_kernels.c, next to the vector math they use. */
 
 #include "lathe_shims.h"
+#include "level_table.h"
 
 extern const lts_recurrent_kernels lts_recurrent_kernels_baseline, lts_recurrent_kernels_avx2,
     lts_recurrent_kernels_avx512;
 
-const lts_recurrent_kernels *lts_recurrent_kernels_at(lts_vector_level level) {
-    if (!lts_vector_kernels_at(level)) return NULL;
-    switch (level) {
-    case lts_vector_level_baseline: return &lts_recurrent_kernels_baseline;
-    case lts_vector_level_avx2: return &lts_recurrent_kernels_avx2;
-    case lts_vector_level_avx512: return &lts_recurrent_kernels_avx512;
-    }
-    return NULL;
-}
-
-const lts_recurrent_kernels *lts_recurrent_kernels_active(void) {
-    static const lts_recurrent_kernels *active;
-    const lts_recurrent_kernels *k = __atomic_load_n(&active, __ATOMIC_ACQUIRE);
-    if (!k) {
-        k = lts_recurrent_kernels_at(lts_best_vector_level());
-        __atomic_store_n(&active, k, __ATOMIC_RELEASE);
-    }
-    return k;
-}
+LTS_LEVEL_TABLE(const lts_recurrent_kernels *, lts_recurrent_kernels, &lts_recurrent_kernels_baseline,
+                &lts_recurrent_kernels_avx2, &lts_recurrent_kernels_avx512)
 
 /* Whether the last hidden % 16 units get the squeezed panel (4 lanes per gate). */
 static bool lts_lstm_squeezed(size_t hidden) { return hidden % 16 != 0 && hidden % 16 <= 4; }

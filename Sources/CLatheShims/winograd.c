@@ -4,6 +4,7 @@
  * the CPU has picked once per process. The element-wise stage is 36 GEMMs, run by the caller. */
 
 #include "lathe_shims.h"
+#include "level_table.h"
 
 #pragma clang fp contract(off)
 
@@ -25,19 +26,8 @@
 #undef LTS_LEVEL
 #undef LTS_TARGET
 
-const lts_winograd_kernels *lts_winograd_kernels_at(lts_vector_level level) {
-    if (!lts_vector_kernels_at(level)) return NULL;
-    switch (level) {
-    case lts_vector_level_baseline: return &lts_winograd_baseline;
-    case lts_vector_level_avx2: return &lts_winograd_avx2;
-    case lts_vector_level_avx512: return &lts_winograd_avx512;
-    }
-    return NULL;
-}
-
-const lts_winograd_kernels *lts_winograd_kernels_active(void) {
-    return lts_winograd_kernels_at(lts_best_vector_level());
-}
+LTS_LEVEL_TABLE(const lts_winograd_kernels *, lts_winograd_kernels, &lts_winograd_baseline, &lts_winograd_avx2,
+                &lts_winograd_avx512)
 
 size_t lts_winograd_scratch_floats(size_t tiles, size_t rows) {
     size_t input = 12 * (4 * tiles + 4) + 4 * (tiles + 1) + 24 * rows;

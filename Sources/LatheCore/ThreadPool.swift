@@ -25,6 +25,21 @@ public struct RunContext: @unchecked Sendable {
     /// Scratch of thread `lane` (`0..<pool.threadCount`).
     public func workspace(lane: Int) -> UnsafeMutableRawPointer { workspace + lane * workspaceStride }
 
+    /// Splits items `0..<count` into one contiguous range per lane (at most `count` lanes) and runs
+    /// `body(range, scratch)` for each on that lane's scratch; with one lane, one call on the caller.
+    public func forEachRange(_ count: Int, _ body: (Range<Int>, UnsafeMutableRawPointer) -> Void) {
+        let lanes = min(pool.threadCount, count)
+        if lanes <= 1 {
+            if count > 0 { body(0..<count, workspace) }
+            return
+        }
+        let perLane = (count + lanes - 1) / lanes
+        pool.parallelFor(lanes) { lane in
+            let range = lane * perLane..<min(count, (lane + 1) * perLane)
+            if !range.isEmpty { body(range, workspace(lane: lane)) }
+        }
+    }
+
     /// A context with `bytes` of fresh scratch on one thread, for running a kernel outside a session.
     public static func withScratch<R>(_ bytes: Int, _ body: (RunContext) throws -> R) rethrows -> R {
         let memory = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)

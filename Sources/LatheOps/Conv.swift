@@ -447,16 +447,9 @@ final class ConvKernel: Kernel {
             let first = c * perProduct, count = min(perProduct, batch - first)
             if perProduct == 1 { image(first, col) } else { images(first, count, col) }
         }
-        let lanes = min(context.pool.threadCount, chunks)
-        if lanes <= 1 {
-            let col = context.workspace.assumingMemoryBound(to: Float.self)
-            for c in 0..<chunks { chunk(c, col) }
-            return
-        }
-        let perLane = (chunks + lanes - 1) / lanes
-        context.pool.parallelFor(lanes) { lane in
-            let col = context.workspace(lane: lane).assumingMemoryBound(to: Float.self)
-            for c in lane * perLane..<min(chunks, (lane + 1) * perLane) { chunk(c, col) }
+        context.forEachRange(chunks) { range, scratch in
+            let col = scratch.assumingMemoryBound(to: Float.self)
+            for c in range { chunk(c, col) }
         }
     }
 

@@ -106,18 +106,12 @@ struct DirectConv: @unchecked Sendable {
             let strips = lts_conv_strip_count(shape, kernels.nr, batch)
             /// Runs everything with the weights at `packed`.
             func all(_ packed: UnsafePointer<Float>) {
-                let lanes = min(context.pool.threadCount, strips)
-                if lanes <= 1 || batch * outCount * depth < 1 << 18 {
-                    kernels.run!(shape, x, packed, bias, y, batch, 0, strips, context.workspace + packedBytes)
-                    return
-                }
-                let perLane = (strips + lanes - 1) / lanes
-                context.pool.parallelFor(lanes) { lane in
-                    let first = lane * perLane, end = min(strips, first + perLane)
-                    if first < end {
-                        kernels.run!(shape, x, packed, bias, y, batch, first, end, context.workspace(lane: lane) + packedBytes)
+                // A small product runs on the caller: the hand-off would cost more.
+                let serial = batch * outCount * depth < 1 << 18
+                (serial ? RunContext(workspace: context.workspace, workspaceStride: 0, pool: .serial) : context)
+                    .forEachRange(strips) { range, scratch in
+                        kernels.run!(shape, x, packed, bias, y, batch, range.lowerBound, range.upperBound, scratch + packedBytes)
                     }
-                }
             }
             if let packedWeights, let plannedWeights,
                memcmp(plannedWeights, w, plannedWeights.count * MemoryLayout<Float>.size) == 0 {

@@ -181,16 +181,9 @@ final class WinogradConvKernel: Kernel {
             let first = b * rowsPerBlock
             block(first, min(rowsPerBlock, tileRows - first), base)
         }
-        let lanes = min(context.pool.threadCount, blocks)
-        if lanes <= 1 {
-            let base = context.workspace.assumingMemoryBound(to: Float.self)
-            for b in 0..<blocks { run(b, base) }
-            return
-        }
-        let perLane = (blocks + lanes - 1) / lanes
-        context.pool.parallelFor(lanes) { lane in
-            let base = context.workspace(lane: lane).assumingMemoryBound(to: Float.self)
-            for b in lane * perLane..<min(blocks, (lane + 1) * perLane) { run(b, base) }
+        context.forEachRange(blocks) { range, scratch in
+            let base = scratch.assumingMemoryBound(to: Float.self)
+            for b in range { run(b, base) }
         }
     }
 }
