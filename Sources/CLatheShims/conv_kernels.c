@@ -127,13 +127,6 @@ void lts_conv_pack_weights(const float *w, size_t filters, size_t k_count, size_
 #define LTS_MR 4
 #define LTS_EVEN_LANES 0, 2, 4, 6
 #include "conv_kernels_body.h"
-#undef LTS_LEVEL
-#undef LTS_TARGET
-#undef LTS_LEVEL_ID
-#undef LTS_VW
-#undef LTS_NV
-#undef LTS_MR
-#undef LTS_EVEN_LANES
 
 #define LTS_LEVEL avx2
 #define LTS_TARGET __attribute__((target("avx2,fma")))
@@ -143,13 +136,6 @@ void lts_conv_pack_weights(const float *w, size_t filters, size_t k_count, size_
 #define LTS_MR 6
 #define LTS_EVEN_LANES 0, 2, 4, 6, 8, 10, 12, 14
 #include "conv_kernels_body.h"
-#undef LTS_LEVEL
-#undef LTS_TARGET
-#undef LTS_LEVEL_ID
-#undef LTS_VW
-#undef LTS_NV
-#undef LTS_MR
-#undef LTS_EVEN_LANES
 
 #undef LTS_COPY_TAIL
 #define LTS_COPY_TAIL(dst, src, n) \
@@ -164,13 +150,6 @@ void lts_conv_pack_weights(const float *w, size_t filters, size_t k_count, size_
 #define LTS_MR 8
 #define LTS_EVEN_LANES 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
 #include "conv_kernels_body.h"
-#undef LTS_LEVEL
-#undef LTS_TARGET
-#undef LTS_LEVEL_ID
-#undef LTS_VW
-#undef LTS_NV
-#undef LTS_MR
-#undef LTS_EVEN_LANES
 
 LTS_LEVEL_TABLE(const lts_conv_kernels *, lts_conv_kernels, &lts_conv_kernels_baseline, &lts_conv_kernels_avx2,
                 &lts_conv_kernels_avx512)

@@ -214,3 +214,11 @@ static const lts_conv_kernels LTS_NAME(lts_conv_kernels) = {
 #undef LTS_NAME
 #undef LTS_CAT
 #undef LTS_CAT2
+/* The includer's parameters of this level, undefined here so the next level defines them afresh. */
+#undef LTS_LEVEL
+#undef LTS_TARGET
+#undef LTS_LEVEL_ID
+#undef LTS_VW
+#undef LTS_NV
+#undef LTS_MR
+#undef LTS_EVEN_LANES
