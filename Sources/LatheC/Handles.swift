@@ -104,10 +104,13 @@ final class SessionHandle {
     }
 }
 
-/// Hands `bytes` to a C caller: a new `malloc` buffer (freed with `lathe_buffer_free`) in `data`, its
-/// length in `size`.
-func handOver(_ bytes: [UInt8], to data: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
-              size: UnsafeMutablePointer<Int>) throws {
+/// Hands the bytes `makeBytes` returns to a C caller (after checking `out_data` and `out_size` are not
+/// NULL): a new `malloc` buffer (freed with `lathe_buffer_free`) in `out_data`, its
+/// length in `out_size`.
+func handOver(_ makeBytes: @autoclosure () throws -> [UInt8], to out_data: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+              size out_size: UnsafeMutablePointer<Int>?) throws {
+    let data = try required(out_data, "out_data"), size = try required(out_size, "out_size")
+    let bytes = try makeBytes()
     guard let buffer = malloc(max(bytes.count, 1)) else { throw LatheError(.outOfMemory, "cannot allocate \(bytes.count) bytes") }
     buffer.copyMemory(from: bytes, byteCount: bytes.count)
     data.pointee = buffer

@@ -30,8 +30,7 @@ public func lathe_model_export_onnx(_ model: OpaquePointer!, _ out_data: UnsafeM
                                     _ out_size: UnsafeMutablePointer<Int>!) -> lathe_status {
     wrap {
         let handle = try ModelHandle.from(model)
-        let outData = try required(out_data, "out_data"), outSize = try required(out_size, "out_size")
-        try handOver(try handle.model.onnxBytes(), to: outData, size: outSize)
+        try handOver(try handle.model.onnxBytes(), to: out_data, size: out_size)
     }
 }
 

@@ -5,7 +5,8 @@
  * set, each call is counted in `allocations`, or in `blas_allocations` when it comes straight from the
  * BLAS library (OpenBLAS's small-matrix kernels allocate packing buffers on some CPUs). With
  * `trace_limit` N > 0, the stacks of the first N counted allocations go to stderr.
- * Include it once, in the program's only translation unit, after defining _GNU_SOURCE.
+ * Also the programs' shared includes and CHECK. Include it once, in the program's only translation unit,
+ * after defining _GNU_SOURCE.
  */
 #ifndef LATHE_TESTS_ALLOC_INTERPOSE_H
 #define LATHE_TESTS_ALLOC_INTERPOSE_H
@@ -13,8 +14,22 @@
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "lathe.h"
+
+/* Runs a lathe_* call; on failure prints the call, its status and lathe_last_error(), and exits 1. */
+#define CHECK(call)                                                                        \
+    do {                                                                                   \
+        lathe_status status_ = (call);                                                     \
+        if (status_ != LATHE_OK) {                                                         \
+            fprintf(stderr, "%s failed (%d): %s\n", #call, status_, lathe_last_error());   \
+            exit(1);                                                                       \
+        }                                                                                  \
+    } while (0)
 
 extern void *__libc_malloc(size_t size);
 extern void *__libc_calloc(size_t count, size_t size);

@@ -20,23 +20,7 @@
  * the stacks of the first N counted allocations go to stderr (to find their source).
  */
 #define _GNU_SOURCE
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "lathe.h"
-
 #include "alloc_interpose.h"
-
-#define CHECK(call)                                                                        \
-    do {                                                                                   \
-        lathe_status status_ = (call);                                                     \
-        if (status_ != LATHE_OK) {                                                         \
-            fprintf(stderr, "%s failed (%d): %s\n", #call, status_, lathe_last_error());   \
-            exit(1);                                                                       \
-        }                                                                                  \
-    } while (0)
 
 enum { BATCH = 32 };
 
